@@ -1,0 +1,101 @@
+"""The registry that maps a Python type to the kind that stores it."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from mlart_prefect.errors import UnsupportedValueError
+from mlart_prefect.kinds.base import (
+    BodyPayload,
+    BodyReader,
+    EncodeContext,
+    Encoded,
+    KindHandler,
+)
+
+__all__ = [
+    "BodyPayload",
+    "BodyReader",
+    "EncodeContext",
+    "Encoded",
+    "KindHandler",
+    "get_handler",
+    "handler_for_value",
+    "register_kind",
+]
+
+_HANDLERS: dict[str, KindHandler] = {}
+_TYPES: list[tuple[type | str, str]] = []
+_BUILTINS_LOADED = False
+
+# Built-in kinds register by dotted type name, so pandas, pyarrow and matplotlib are imported only
+# when a value of theirs is saved; this keeps `import mlart_prefect` and the CLI fast.
+_BUILTIN_MODULES = ("mlart_prefect.kinds.dataset", "mlart_prefect.kinds.plot", "mlart_prefect.kinds.model")
+
+
+def register_kind(type_: type | str, handler: KindHandler, *, first: bool = True) -> None:
+    """Store values of ``type_`` (and its subclasses) with ``handler``.
+
+    Args:
+        type_: A class, or its dotted name ``"package.module.Class"`` to avoid importing it.
+        handler: The kind handler; it is also registered under ``handler.kind``.
+        first: Check this type before those registered earlier (default True), so a user's
+            registration overrides a built-in one.
+    """
+    _HANDLERS[handler.kind] = handler
+    entry = (type_, handler.kind)
+    if first:
+        _TYPES.insert(0, entry)
+    else:
+        _TYPES.append(entry)
+
+
+def _load_builtins() -> None:
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        _BUILTINS_LOADED = True
+        for module in _BUILTIN_MODULES:
+            importlib.import_module(module)
+
+
+def get_handler(kind: str) -> KindHandler:
+    """Return the handler registered for a kind name ('dataset', 'plot', 'model', ...).
+
+    Raises:
+        UnsupportedValueError: No handler has that name.
+    """
+    _load_builtins()
+    try:
+        return _HANDLERS[kind]
+    except KeyError:
+        known = ", ".join(sorted(_HANDLERS))
+        raise UnsupportedValueError(f"Unknown kind {kind!r}; registered kinds: {known}.") from None
+
+
+def _type_names(value: Any) -> set[str]:
+    return {f"{cls.__module__}.{cls.__qualname__}" for cls in type(value).__mro__}
+
+
+def handler_for_value(value: Any, *, default: str | None = None) -> KindHandler:
+    """Return the handler for ``value``'s type, or the ``default`` kind's handler.
+
+    Raises:
+        UnsupportedValueError: No registered type matches and no default is given.
+    """
+    _load_builtins()
+    names: set[str] | None = None
+    for type_, kind in _TYPES:
+        if isinstance(type_, str):
+            names = names if names is not None else _type_names(value)
+            if type_ in names:
+                return _HANDLERS[kind]
+        elif isinstance(value, type_):
+            return _HANDLERS[kind]
+    if default is not None:
+        return get_handler(default)
+    raise UnsupportedValueError(
+        f"No kind is registered for values of type {type(value).__module__}."
+        f"{type(value).__qualname__}; register one with register_kind(type, handler) or "
+        "pass kind='model' to store it as a serialized object."
+    )

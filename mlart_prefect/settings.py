@@ -1,0 +1,79 @@
+"""Settings read from ``MLART_*`` environment variables."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STORE_PATH = Path.home() / ".mlart" / "store"
+
+
+class MlartSettings(BaseSettings):
+    """Configuration of mlart_prefect.
+
+    Every field is read from an environment variable named ``MLART_<FIELD>``; for example
+    ``MLART_STORE_URL=s3://team-bucket/artifacts`` and
+    ``MLART_STORAGE_OPTIONS='{"endpoint_url": "http://127.0.0.1:9000"}'``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MLART_", extra="ignore")
+
+    store_url: str = Field(
+        default=str(DEFAULT_STORE_PATH),
+        description="fsspec URL or local folder of the store (default: ~/.mlart/store).",
+    )
+    project: str = Field(default="default", description="Project used when a reference names none.")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments for the fsspec filesystem, as a JSON object.",
+    )
+    preview_rows: int = Field(default=20, ge=0, description="Rows kept in a dataset preview.")
+    stats_max_cells: int = Field(
+        default=50_000_000,
+        ge=0,
+        description="Statistics are computed by default when rows x columns is at most this.",
+    )
+    publish: bool = Field(default=True, description="Publish summaries as Prefect artifacts.")
+    ui_url: str | None = Field(
+        default=None, description="Base URL of the mlart web view, linked from Prefect cards."
+    )
+    prefect_ui_url: str | None = Field(
+        default=None, description="Base URL of the Prefect UI, linked from the web view."
+    )
+
+    @field_validator("storage_options", mode="before")
+    @classmethod
+    def _parse_storage_options(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"MLART_STORAGE_OPTIONS must be a JSON object, got {value!r}: {exc}"
+                ) from exc
+        if not isinstance(value, dict):
+            raise ValueError(f"MLART_STORAGE_OPTIONS must be a JSON object, got {value!r}")
+        return value
+
+
+@lru_cache(maxsize=1)
+def _cached_settings() -> MlartSettings:
+    return MlartSettings()
+
+
+def get_settings(*, reload: bool = False) -> MlartSettings:
+    """Return the process-wide settings, read from the environment on first use.
+
+    Args:
+        reload: Read the environment again (tests and long-lived processes that change it).
+    """
+    if reload:
+        _cached_settings.cache_clear()
+    return _cached_settings()
