@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -135,6 +134,3 @@ def get_artifact(reference: str | Reference, *, store: ArtifactStore | None = No
     lineage.record_consumed(manifest)
     return manifest
 
-
-def _warn_ignored(option: str, reason: str) -> None:
-    warnings.warn(f"Option {option!r} is ignored: {reason}", stacklevel=3)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from mlart_prefect._storage import StorageLocation
 from mlart_prefect.errors import (
@@ -327,7 +328,8 @@ class ArtifactStore:
         def digests(items: Iterable[BodyRef]) -> list[tuple[str, str]]:
             return sorted((b.name, b.sha256) for b in items)
 
-        spec = json.loads(json.dumps(encoded.spec, default=str))
+        # Compare in the form the manifest stores, so datetimes and tuples match their JSON form.
+        spec = json.loads(to_json(encoded.spec))
         return (
             digests(latest.bodies) == digests(bodies)
             and latest.primary == encoded.primary
