@@ -17,7 +17,8 @@ class BodyPayload:
     """One file a kind wants stored: its bytes in memory or in a local file.
 
     ``sha256`` and ``size`` may be given when the kind computed them while writing, so the store
-    does not read a large file a second time.
+    does not read a large file a second time. A file given by ``path`` must be a work file the
+    kind owns (inside ``EncodeContext.workdir``): a local store moves it into place.
     """
 
     name: str
@@ -41,7 +42,7 @@ class Encoded:
     primary: str
     warnings: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
-    """References of other versions this one points at (e.g. a model's extra data)."""
+    """References of other versions this version was made from, added to the manifest's inputs."""
 
 
 @dataclass
