@@ -4,7 +4,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from mlart_prefect.api import load, save
+from mlart_prefect.api import get_artifact, get_store, load, save, set_store
+from mlart_prefect.capture import (
+    Dataset,
+    Model,
+    Plot,
+    PlotArtifact,
+    RunContext,
+    artifact_task,
+    get_run_context,
+)
 from mlart_prefect.errors import (
     IntegrityError,
     InvalidNameError,
@@ -22,6 +31,16 @@ from mlart_prefect.store import ArtifactStore
 
 __all__ = [
     "ArtifactStore",
+    "Dataset",
+    "Model",
+    "Plot",
+    "PlotArtifact",
+    "RunContext",
+    "artifact_task",
+    "get_artifact",
+    "get_run_context",
+    "get_store",
+    "set_store",
     "IntegrityError",
     "InvalidNameError",
     "InvalidReferenceError",

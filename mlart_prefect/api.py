@@ -41,6 +41,7 @@ def save(
     store: ArtifactStore | None = None,
     producer: Producer | None = None,
     inputs: Iterable[str | Reference | Manifest] | None = None,
+    publish: bool | None = None,
     **options: Any,
 ) -> Manifest:
     """Store ``value`` as a new version of ``key`` and return its manifest.
@@ -60,6 +61,8 @@ def save(
         store: The store (default: the one from the ``MLART_*`` settings).
         producer: Override the producer taken from the Prefect run context.
         inputs: Versions this one was made from, added to those loaded in the current task.
+        publish: Inside a Prefect run, publish Prefect artifacts (markdown card, preview table)
+            for the version (default: the ``MLART_PUBLISH`` setting).
         **options: Options of the kind, e.g. ``preview=20``, ``stats=True``, ``format="csv"``
             for datasets, ``formats=("png", "svg")`` for plots, ``serializer="joblib"``,
             ``metrics={...}`` for models.
@@ -85,7 +88,7 @@ def save(
     store = store or get_store()
     project = store.project if project is None else project
     handler = get_handler(kind) if kind else handler_for_value(value)
-    all_inputs = [*lineage.consumed_inputs(), *(inputs or ())]
+    all_inputs = [*lineage.consumed_inputs(store=store, project=project), *(inputs or ())]
 
     with store.staging_dir() as workdir:
         ctx = EncodeContext(store=store, project=project, key=key, workdir=workdir,
@@ -104,7 +107,7 @@ def save(
             producer=producer or lineage.current_producer(),
             inputs=[*all_inputs, *encoded.inputs],
         )
-    lineage.record_produced(manifest)
+    lineage.record_produced(manifest, store=store, publish=publish)
     return manifest
 
 
@@ -112,6 +115,8 @@ def load(reference: str | Reference | Manifest, *, store: ArtifactStore | None =
     """Return the value stored at ``reference`` (``key``, ``key:3``, ``key@tag``, ...).
 
     Inside a Prefect task the loaded version is recorded as an input of what the task saves.
+    Inside a flow run, a reference without version or tag names the version this flow run
+    saved, when it saved one, even if another run has saved a newer one since.
 
     Raises:
         NotFoundError: The reference does not resolve.
@@ -120,7 +125,7 @@ def load(reference: str | Reference | Manifest, *, store: ArtifactStore | None =
     from mlart_prefect import lineage
 
     store = store or get_store()
-    manifest = reference if isinstance(reference, Manifest) else store.get(reference)
+    manifest = lineage.resolve(reference, store)
     value = get_handler(manifest.kind).decode(manifest, store.reader(manifest))
     lineage.record_consumed(manifest)
     return value
@@ -130,7 +135,7 @@ def get_artifact(reference: str | Reference, *, store: ArtifactStore | None = No
     """Return the manifest at ``reference`` and record it as consumed in the current task."""
     from mlart_prefect import lineage
 
-    manifest = (store or get_store()).get(reference)
+    manifest = lineage.resolve(reference, store or get_store())
     lineage.record_consumed(manifest)
     return manifest
 
