@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_STORE_PATH = Path.home() / ".mlart" / "store"
 
@@ -28,13 +28,19 @@ class MlartSettings(BaseSettings):
         description="fsspec URL or local folder of the store (default: ~/.mlart/store).",
     )
     project: str = Field(default="default", description="Project used when a reference names none.")
-    storage_options: dict[str, Any] = Field(
+    # NoDecode hands the raw text to the validator below, which names the variable on bad JSON.
+    storage_options: Annotated[dict[str, Any], NoDecode] = Field(
         default_factory=dict,
         description="Keyword arguments for the fsspec filesystem, as a JSON object.",
     )
     preview_rows: int = Field(default=20, ge=0, description="Rows kept in a dataset preview.")
+    # Statistics scale with cells like the Parquet write: on 2 shared cores they took about
+    # 22-27 ms of CPU per million cells of numbers, dates and low-cardinality text (the write
+    # about 26-28 ms), but 210-280 ms per million unique text values. At 20 million cells they
+    # stay near 0.5 s for typical frames, hidden behind the write when a second core is free.
+    # Measured with `python -m benchmarks.bench_kinds --stats-scaling`; see docs/benchmarks.md.
     stats_max_cells: int = Field(
-        default=50_000_000,
+        default=20_000_000,
         ge=0,
         description="Statistics are computed by default when rows x columns is at most this.",
     )

@@ -398,6 +398,13 @@ class ArtifactStore:
 
     def _parse_manifest(self, data: bytes, where: str) -> Manifest:
         try:
+            manifest = Manifest.model_validate_json(data)
+        except ValueError:
+            manifest = None  # diagnosed below, with a message that says what is wrong
+        if manifest is not None and manifest.schema_version in SUPPORTED_SCHEMA_VERSIONS:
+            return manifest
+
+        try:
             raw = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ManifestError(f"Manifest {where} is not valid JSON: {exc}") from exc
