@@ -21,8 +21,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mlart_prefect import Manifest, api
-from mlart_prefect.capture import Dataset, Model, Plot, artifact_task
+from mlart_prefect import Dataset, Manifest, Model, Plot, api, artifact_task
 
 FLOW_NAME = "train-breast-cancer"
 TARGET = "target"
