@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlart_prefect import api, lineage
 from mlart_prefect.errors import InvalidNameError, UnsupportedValueError
-from mlart_prefect.kinds import get_handler, handler_for_value
+from mlart_prefect.kinds import get_handler, handler_for_value, has_kind
 from mlart_prefect.manifest import Manifest, validate_name
 from mlart_prefect.run_context import RunContext, get_run_context
 from mlart_prefect.wrappers import ArtifactValue, Dataset, Model, Plot, PlotArtifact
@@ -289,7 +289,7 @@ def _plan_container(result: Any, entries: list[tuple[str, Any]], spec: CaptureSp
         key = f"{base_key}-{suffix}"
         if isinstance(value, ArtifactValue):
             captures.append(_from_wrapper(value, spec, value.key or key))
-        elif value is not None and (spec.kind is not None or _has_kind(value)):
+        elif value is not None and (spec.kind is not None or has_kind(value)):
             captures.append(_from_plain(value, spec, key))
         else:
             skipped.append(suffix)
@@ -300,14 +300,6 @@ def _plan_container(result: Any, entries: list[tuple[str, Any]], spec: CaptureSp
             spec.task_name, ", ".join(repr(name) for name in skipped), type(result).__name__,
         )
     return captures
-
-
-def _has_kind(value: Any) -> bool:
-    try:
-        handler_for_value(value)
-    except UnsupportedValueError:
-        return False
-    return True
 
 
 def format_key(spec: CaptureSpec, parameters: dict[str, Any]) -> str:

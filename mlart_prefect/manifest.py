@@ -215,3 +215,22 @@ class Manifest(BaseModel):
 
 
 Kind = Literal["dataset", "plot", "model"]
+
+
+def from_mlrun_uri(text: str) -> str:
+    """Turn MLRun's ``store://<kind>/<project>/<key>[#iteration][:tag][@uid]`` into our form.
+
+    The kind, iteration and uid have no equivalent here and are dropped. A numeric tag is
+    read as a version number, any other tag as a tag.
+    """
+    if not text.startswith("store://"):
+        return text
+    _, _, rest = text.removeprefix("store://").partition("/")
+    rest = rest.split("@", 1)[0]
+    tag = None
+    if ":" in rest:
+        rest, tag = rest.rsplit(":", 1)
+    rest = rest.split("#", 1)[0]
+    if tag is None or tag == "latest":
+        return rest
+    return f"{rest}:{tag}" if tag.isdigit() else f"{rest}@{tag}"

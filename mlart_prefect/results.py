@@ -17,6 +17,7 @@ from prefect.serializers import Serializer
 from pydantic import Field
 
 from mlart_prefect.errors import IntegrityError, NotFoundError, UnsupportedValueError
+from mlart_prefect.kinds import has_kind
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import TaskRun
@@ -318,17 +319,7 @@ def _is_artifact_container(value: Any) -> bool:
         items = list(value)
     else:
         return False
-    return any(_remembered_version(item) is not None or _has_kind(item) for item in items)
-
-
-def _has_kind(value: Any) -> bool:
-    from mlart_prefect.kinds import handler_for_value
-
-    try:
-        handler_for_value(value)
-    except UnsupportedValueError:
-        return False
-    return True
+    return any(_remembered_version(item) is not None or has_kind(item) for item in items)
 
 
 def _load_artifact(node: dict[str, Any], store: ArtifactStore, written_to: str | None) -> Any:

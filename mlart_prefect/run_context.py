@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlart_prefect import api, lineage
-from mlart_prefect.manifest import Manifest, Producer, Reference
+from mlart_prefect.manifest import Manifest, Producer, Reference, from_mlrun_uri
 from mlart_prefect.wrappers import ArtifactValue
 
 if TYPE_CHECKING:
@@ -399,24 +399,6 @@ class DataItem:
 
     def __repr__(self) -> str:
         return f"DataItem({self.meta.ref!r})"
-
-
-def from_mlrun_uri(text: str) -> str:
-    """Turn MLRun's ``store://<kind>/<project>/<key>[#iteration][:tag]`` into ``project/key``.
-
-    A numeric tag becomes a version (``:3``), another tag a tag (``@prod``); text that is not a
-    ``store://`` URI is returned unchanged.
-    """
-    if not text.startswith("store://"):
-        return text
-    _, _, rest = text.removeprefix("store://").partition("/")
-    tag = None
-    if ":" in rest:
-        rest, tag = rest.rsplit(":", 1)
-    rest = rest.split("#", 1)[0]
-    if tag is None or tag == "latest":
-        return rest
-    return f"{rest}:{tag}" if tag.isdigit() else f"{rest}@{tag}"
 
 
 def _model_value(body: Any, model_dir: Any, model_file: str | None) -> tuple[Any, Any]:

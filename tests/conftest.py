@@ -121,3 +121,19 @@ def prefect_server() -> Iterator[str]:
         # A sync flow otherwise spends about a second joining its heartbeat thread.
         with temporary_settings(updates={"flows.heartbeat_frequency": None}):
             yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
+def flow_template(prefect_server: str):  # -> tests._flow_store.FlowStoreInfo
+    """A store written by real flow runs (datasets, a plot, a model, lineage), built once."""
+    from tests._flow_store import filled_store_template
+
+    return filled_store_template()
+
+
+@pytest.fixture
+def store_path(flow_template, tmp_path: Path) -> Path:
+    """A private copy of the flow-filled store, so a test may change it."""
+    from tests._flow_store import copy_store
+
+    return copy_store(flow_template, tmp_path / "store")

@@ -23,21 +23,7 @@ from tests._flow_store import (
     PROJECT,
     REPORT_FLOW,
     FlowStoreInfo,
-    copy_store,
-    filled_store_template,
 )
-
-
-@pytest.fixture(scope="module")
-def flow_template(prefect_server: str) -> FlowStoreInfo:
-    """The store written by the example flows, built once for this module."""
-    return filled_store_template()
-
-
-@pytest.fixture
-def store_path(flow_template: FlowStoreInfo, tmp_path: Path) -> Path:
-    """A private copy of the flow-filled store, so a test may change it."""
-    return copy_store(flow_template, tmp_path / "store")
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ __all__ = [
     "KindHandler",
     "get_handler",
     "handler_for_value",
+    "has_kind",
     "register_kind",
 ]
 
@@ -99,3 +100,12 @@ def handler_for_value(value: Any, *, default: str | None = None) -> KindHandler:
         f"{type(value).__qualname__}; register one with register_kind(type, handler) or "
         "pass kind='model' to store it as a serialized object."
     )
+
+
+def has_kind(value: Any) -> bool:
+    """Return True when a registered kind stores values of ``value``'s type."""
+    try:
+        handler_for_value(value)
+    except UnsupportedValueError:
+        return False
+    return True

@@ -14,7 +14,7 @@ from typing import Any
 from mlart_prefect.errors import InvalidNameError, NotFoundError, UnsupportedValueError
 from mlart_prefect.kinds import handler_for_value
 from mlart_prefect.kinds.base import BodyPayload, EncodeContext
-from mlart_prefect.manifest import NAME_RULE, Manifest, Reference, validate_name
+from mlart_prefect.manifest import NAME_RULE, Manifest, Reference, from_mlrun_uri, validate_name
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def _extra_file(name: str, path: Path, workdir: Path) -> tuple[BodyPayload, dict
 
 def _resolve_reference(name: str, value: str | Reference, ctx: EncodeContext) -> str:
     """Return the pinned ``project/key:n`` reference of an extra item that names a version."""
-    text = _from_mlrun_uri(value) if isinstance(value, str) else value
+    text = from_mlrun_uri(value) if isinstance(value, str) else value
     try:
         reference = Reference.parse(text, project=ctx.project)
         return ctx.store.get(reference).ref
@@ -134,25 +134,6 @@ def _resolve_reference(name: str, value: str | Reference, ctx: EncodeContext) ->
             f"stored version ({exc}). Pass bytes, a file path, a reference such as "
             "'project/key:3', or a value to save as its own artifact."
         ) from exc
-
-
-def _from_mlrun_uri(text: str) -> str:
-    """Turn MLRun's ``store://<kind>/<project>/<key>[#iteration][:tag][@uid]`` into our form.
-
-    The kind, iteration and uid have no equivalent here and are dropped. A numeric tag is
-    read as a version number, any other tag as a tag.
-    """
-    if not text.startswith("store://"):
-        return text
-    _, _, rest = text.removeprefix("store://").partition("/")
-    rest = rest.split("@", 1)[0]
-    tag = None
-    if ":" in rest:
-        rest, tag = rest.rsplit(":", 1)
-    rest = rest.split("#", 1)[0]
-    if tag is None or tag == "latest":
-        return rest
-    return f"{rest}:{tag}" if tag.isdigit() else f"{rest}@{tag}"
 
 
 def _save_extra_artifact(name: str, value: Any, ctx: EncodeContext) -> str:

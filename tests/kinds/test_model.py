@@ -28,7 +28,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from mlart_prefect import api  # noqa: E402
 from mlart_prefect.errors import NotFoundError, UnsupportedValueError  # noqa: E402
 from mlart_prefect.kinds import EncodeContext, handler_for_value  # noqa: E402
-from mlart_prefect.kinds._model_extra import _from_mlrun_uri  # noqa: E402
+from mlart_prefect.manifest import from_mlrun_uri  # noqa: E402
 from mlart_prefect.kinds._serializers import describe_model  # noqa: E402
 from mlart_prefect.kinds.model import ModelHandler, load_extra_data  # noqa: E402
 from mlart_prefect.kinds.plot import PlotImage  # noqa: E402
@@ -527,4 +527,4 @@ def test_load_extra_data_of_non_model(local_store: ArtifactStore):
     ],
 )
 def test_mlrun_store_uri_converted(uri, expected):
-    assert _from_mlrun_uri(uri) == expected
+    assert from_mlrun_uri(uri) == expected
