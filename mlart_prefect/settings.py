@@ -34,11 +34,12 @@ class MlartSettings(BaseSettings):
         description="Keyword arguments for the fsspec filesystem, as a JSON object.",
     )
     preview_rows: int = Field(default=20, ge=0, description="Rows kept in a dataset preview.")
-    # Statistics scale with cells like the Parquet write: on 2 shared cores they took about
-    # 22-27 ms of CPU per million cells of numbers, dates and low-cardinality text (the write
-    # about 26-28 ms), but 210-280 ms per million unique text values. At 20 million cells they
-    # stay near 0.5 s for typical frames, hidden behind the write when a second core is free.
-    # Measured with `python -m benchmarks.bench_kinds --stats-scaling`; see docs/benchmarks.md.
+    # Statistics scale with cells like the Parquet write. On 2 shared cores they took 21-23 ms
+    # per million cells of numbers, dates and low-cardinality text (the write 26-30 ms), but
+    # 240-370 ms per million unique text values. The default keeps them near 0.5 s for a
+    # typical frame, partly hidden behind the write, and at 5-7 s for a frame made only of
+    # unique text. Measured with `python -m benchmarks.bench_kinds --stats-scaling`; see
+    # docs/benchmarks.md.
     stats_max_cells: int = Field(
         default=20_000_000,
         ge=0,

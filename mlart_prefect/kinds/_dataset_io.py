@@ -1,0 +1,219 @@
+"""Writing dataset bodies to local files with their sha256, and reading Parquet and Arrow CSV."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlart_prefect.errors import UnsupportedValueError
+from mlart_prefect.kinds.base import BodyPayload
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+_HASH_CHUNK = 4 * 1024 * 1024
+
+
+class HashingWriter(io.RawIOBase):
+    """A write-only binary file that updates a sha256 digest and a size with every write.
+
+    Used for text bodies written from Python (CSV), so that the file is not read a second time.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._file = open(path, "xb")  # noqa: SIM115 - closed in close()
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.digest.update(view)
+        written = self._file.write(view)
+        self.size += written
+        return written
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        super().close()
+
+
+@contextmanager
+def hashed_body(
+    path: Path, name: str, media_type: str
+) -> Iterator[tuple[HashingWriter, list[BodyPayload]]]:
+    """Open ``path`` for writing and, once the block ends, put its BodyPayload in the list.
+
+    Usage: ``with hashed_body(path, "data.parquet", media) as (file, result): write(file)``;
+    ``result[0]`` is then the payload with the sha256 and size computed while writing.
+    """
+    result: list[BodyPayload] = []
+    writer = HashingWriter(path)
+    try:
+        yield writer, result
+    finally:
+        writer.close()
+    result.append(
+        BodyPayload(name=name, media_type=media_type, path=path,
+                    sha256=writer.digest.hexdigest(), size=writer.size)
+    )
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as file:
+        while chunk := file.read(_HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def write_parquet(table: pa.Table, path: Path, name: str) -> BodyPayload:
+    """Write a table as Parquet with pyarrow's defaults (snappy compression, Arrow schema kept).
+
+    The file is written by a native pyarrow stream and hashed right after, from the page cache.
+    On 2 shared cores, with statistics running on a second thread, this took 315 ms for the
+    1,000,000-row benchmark against 330 ms for hashing in a Python file wrapper during the write
+    and 349 ms for a third thread hashing the file as it grows (medians of 9 saves in one warm
+    process; the plain write took 256 ms).
+
+    Raises:
+        UnsupportedValueError: Parquet cannot store a column (for example a struct without
+            fields); nothing is kept.
+    """
+    try:
+        _write_parquet_file(table, path)
+    except NotImplementedError as exc:  # ArrowNotImplementedError, e.g. an empty struct
+        raise UnsupportedValueError(
+            f"Cannot write the dataset as Parquet: {exc}. Convert the column it names to a "
+            "supported type first."
+        ) from exc
+    sha256, size = _sha256_file(path)
+    return BodyPayload(
+        name=name, media_type=PARQUET_MEDIA_TYPE, path=path, sha256=sha256, size=size
+    )
+
+
+def _write_parquet_file(table: pa.Table, path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # A native output stream: the writing thread never needs the GIL.
+    with pa.OSFile(str(path), mode="wb") as sink:
+        pq.write_table(table, sink)
+
+
+def read_parquet(data: bytes) -> pa.Table:
+    """Read a Parquet body into an Arrow table with the Arrow types it was written with."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet_file = pq.ParquetFile(pa.BufferReader(data))
+    table = parquet_file.read()
+    stored = _stored_arrow_schema(parquet_file.metadata.metadata or {})
+    if stored is not None and len(stored) == table.num_columns:
+        table = _restore_types(table, stored)
+    return table
+
+
+def _stored_arrow_schema(metadata: dict[bytes, bytes]) -> pa.Schema | None:
+    """Return the Arrow schema pyarrow keeps in a Parquet file's metadata, if any."""
+    import pyarrow as pa
+
+    text = metadata.get(b"ARROW:schema")
+    if text is None:
+        return None
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
+
+
+def _restore_types(table: pa.Table, stored: pa.Schema) -> pa.Table:
+    """Give columns back the Arrow types they were written with, where Parquet changed them.
+
+    pyarrow (26) reads back only string and binary dictionary columns as dictionaries; others,
+    such as pandas categoricals of integers, come back as plain values and are encoded again,
+    with values in order of first appearance and without unused ones. Parquet also has no
+    date64, which loads as date32 and is cast back.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for position, field in enumerate(stored):
+        current = table.schema.field(position)
+        if current.type.equals(field.type):
+            continue
+        column = table.column(position)
+        if pa.types.is_dictionary(field.type) and not pa.types.is_dictionary(current.type):
+            column = pc.dictionary_encode(column)
+        try:
+            column = column.cast(field.type)
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+            continue
+        table = table.set_column(position, current.with_type(field.type), column)
+    return table
+
+
+def schema_text(schema: pa.Schema) -> str:
+    """Serialize an Arrow schema (types, nullability, metadata) as base64 text for the spec."""
+    return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
+def schema_from_text(text: str) -> pa.Schema:
+    """Read back a schema written by ``schema_text``."""
+    import pyarrow as pa
+
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
+
+
+def write_table_csv(table: pa.Table, path: Path, name: str) -> BodyPayload:
+    """Write a pyarrow Table as CSV with a header row.
+
+    Raises:
+        UnsupportedValueError: A column has a type CSV cannot hold (lists, structs, maps...).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    with hashed_body(path, name, CSV_MEDIA_TYPE) as (file, result):
+        try:
+            pcsv.write_csv(table, file)
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise UnsupportedValueError(
+                f"Cannot write this table as CSV: {exc}. Store it as Parquet (the default "
+                "format) or convert nested columns to text first."
+            ) from exc
+    return result[0]
+
+
+def read_table_csv(data: bytes, schema: pa.Schema) -> pa.Table:
+    """Read a CSV body written by ``write_table_csv`` back with its stored schema.
+
+    Empty fields load as nulls, so empty strings do not survive a CSV round trip.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    if not data:
+        return schema.empty_table()
+    options = pcsv.ConvertOptions(column_types=schema, strings_can_be_null=True)
+    read = pcsv.read_csv(pa.BufferReader(data), convert_options=options)
+    return read.cast(schema)

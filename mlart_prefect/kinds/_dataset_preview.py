@@ -1,0 +1,158 @@
+"""The first rows of a dataset as strict JSON, and their rendering as a markdown table.
+
+Layout of a preview::
+
+    {"columns": ["when", "price", "sales|2023"],   # unique names, index columns first
+     "dtypes": ["datetime64[us]", "float64", "Int64"],
+     "rows": [["2024-01-01T00:00:00", 1.5, null], ...],
+     "index_columns": 1,        # how many leading columns are index levels
+     "total_columns": 250,      # data columns of the dataset (index levels not counted)
+     "total_rows": 1000000}
+
+At most ``MAX_PREVIEW_COLUMNS`` data columns are shown; ``total_columns`` keeps the real count.
+Cells are converted by ``mlart_prefect.jsonsafe.to_json_value``: missing values are null,
+infinities the strings ``"inf"``/``"-inf"``, times ISO 8601 text, bytes a short summary, long
+strings cut at 200 characters. Column names are unique, so renderers that key cells by column
+name (row dicts) never drop one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from mlart_prefect.jsonsafe import to_json_value
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from mlart_prefect.kinds._dataset_frames import PreparedFrame
+
+__all__ = ["MAX_PREVIEW_COLUMNS", "preview_markdown", "preview_records"]
+
+MAX_PREVIEW_COLUMNS = 100
+"""Most data columns shown in a preview (index columns are always shown)."""
+
+
+def frame_preview(prepared: PreparedFrame, rows: int) -> dict[str, Any]:
+    """Build the preview of a DataFrame's first ``rows`` rows, index levels first."""
+    head = prepared.original.iloc[:rows]
+    shown = min(head.shape[1], MAX_PREVIEW_COLUMNS)
+
+    columns: list[list[Any]] = []
+    dtypes: list[str] = []
+    for level in range(head.index.nlevels):
+        values = head.index.get_level_values(level)
+        columns.append(_cells(values.tolist()))
+        dtypes.append(str(values.dtype))
+    for position in range(shown):
+        column = head.iloc[:, position]
+        columns.append(_cells(column.tolist()))
+        dtypes.append(str(column.dtype))
+
+    return _layout(
+        names=[*prepared.index_names, *prepared.names[:shown]],
+        dtypes=dtypes,
+        columns=columns,
+        num_rows=len(head),
+        index_columns=head.index.nlevels,
+        total_columns=prepared.original.shape[1],
+        total_rows=len(prepared.original),
+    )
+
+
+def table_preview(table: pa.Table, names: Sequence[str], rows: int) -> dict[str, Any]:
+    """Build the preview of a pyarrow Table's first ``rows`` rows (a Table has no index)."""
+    head = table.slice(0, rows)
+    shown = min(head.num_columns, MAX_PREVIEW_COLUMNS)
+    columns = [_cells(head.column(position).to_pylist()) for position in range(shown)]
+    return _layout(
+        names=list(names[:shown]),
+        dtypes=[str(head.schema.field(position).type) for position in range(shown)],
+        columns=columns,
+        num_rows=head.num_rows,
+        index_columns=0,
+        total_columns=table.num_columns,
+        total_rows=table.num_rows,
+    )
+
+
+def _cells(values: list[Any]) -> list[Any]:
+    return [to_json_value(value) for value in values]
+
+
+def _layout(
+    *,
+    names: list[str],
+    dtypes: list[str],
+    columns: list[list[Any]],
+    num_rows: int,
+    index_columns: int,
+    total_columns: int,
+    total_rows: int,
+) -> dict[str, Any]:
+    rows = [[column[row] for column in columns] for row in range(num_rows)]
+    return {
+        "columns": names,
+        "dtypes": dtypes,
+        "rows": rows,
+        "index_columns": index_columns,
+        "total_columns": total_columns,
+        "total_rows": total_rows,
+    }
+
+
+def preview_records(preview: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the preview rows as dicts keyed by column name (the form Prefect tables draw)."""
+    names = preview["columns"]
+    return [dict(zip(names, row)) for row in preview["rows"]]
+
+
+def preview_markdown(preview: dict[str, Any]) -> str:
+    """Render a preview as a markdown table; null cells are empty.
+
+    Text has ``|`` escaped and line breaks replaced by spaces; lists and dicts are written as
+    compact JSON. When columns or rows were left out, a last line states how many are shown, e.g.
+    ``_20 of 1,000,000 rows and 100 of 250 columns shown._``. A preview without columns renders
+    as an empty string.
+    """
+    names = preview["columns"]
+    if not names:
+        return ""
+    lines = [
+        _markdown_row(names),
+        "|" + "|".join(" --- " for _ in names) + "|",
+        *(_markdown_row([_markdown_cell(cell) for cell in row]) for row in preview["rows"]),
+    ]
+    note = _shown_note(preview)
+    if note:
+        lines.extend(["", note])
+    return "\n".join(lines)
+
+
+def _markdown_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(_escape(cell) for cell in cells) + " |"
+
+
+def _markdown_cell(cell: Any) -> str:
+    if cell is None:
+        return ""
+    if isinstance(cell, str):
+        return cell
+    return json.dumps(cell, ensure_ascii=False, allow_nan=False)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", " ").replace("\n", " ")
+
+
+def _shown_note(preview: dict[str, Any]) -> str:
+    shown_rows = len(preview["rows"])
+    shown_columns = len(preview["columns"]) - preview["index_columns"]
+    parts = []
+    if shown_rows < preview["total_rows"]:
+        parts.append(f"{shown_rows:,} of {preview['total_rows']:,} rows")
+    if shown_columns < preview["total_columns"]:
+        parts.append(f"{shown_columns:,} of {preview['total_columns']:,} columns")
+    return f"_{' and '.join(parts)} shown._" if parts else ""

@@ -1,0 +1,259 @@
+"""Per-column statistics of a dataset over all rows, computed with pyarrow.compute and numpy.
+
+Layout of the result (strict JSON, plain Python types)::
+
+    {"num_rows": 1000, "histogram_bins": 20, "top_values": 10,
+     "columns": {"<name>": {...}, ...}}
+
+Each column entry has ``kind``, ``type`` (the Arrow type), ``count`` (values present) and
+``nulls`` (missing values), then:
+
+- ``numeric`` and ``boolean`` columns: ``nan_count``, ``posinf_count``, ``neginf_count``,
+  ``mean``, ``std`` (ddof=1), ``min``, ``25%``, ``50%``, ``75%``, ``max`` and ``histogram``
+  (``{"edges": [21 numbers], "counts": [20 ints]}`` over the finite values). NaN is missing: it
+  counts in ``nan_count``, not in ``count``, and is skipped everywhere else. Infinities count as
+  values, so ``min``/``max``/``mean`` may be ``"inf"``/``"-inf"``; they are left out of the
+  histogram and counted in ``posinf_count``/``neginf_count``. Booleans are counted as 0 and 1
+  and also get ``top``.
+- ``datetime``, ``date`` and ``timedelta`` columns: the same keys with ISO 8601 (or timedelta)
+  text for values and histogram edges, and no NaN or infinity counts.
+- other columns (text, categorical, binary, JSON-encoded, nested): ``distinct`` and ``top``, the
+  ``top_values`` most frequent values as ``[{"value": v, "count": n}, ...]``; nested types that
+  Arrow cannot count have ``distinct`` and ``top`` set to None.
+
+Missing statistics (no values, a standard deviation of one value) are null.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from mlart_prefect.jsonsafe import to_json_value
+from mlart_prefect.kinds._dataset_distribution import describe_distribution
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+logger = logging.getLogger(__name__)
+
+HISTOGRAM_BINS = 20
+TOP_VALUES = 10
+QUANTILES = (0.25, 0.5, 0.75)
+_QUANTILE_KEYS = ("25%", "50%", "75%")
+
+
+def compute_statistics(
+    columns: Sequence[tuple[str, pa.ChunkedArray]], num_rows: int
+) -> dict[str, Any]:
+    """Compute the statistics of every column, in order.
+
+    Args:
+        columns: Pairs of unique column name and Arrow data.
+        num_rows: Number of rows of the dataset.
+    """
+    return {
+        "num_rows": num_rows,
+        "histogram_bins": HISTOGRAM_BINS,
+        "top_values": TOP_VALUES,
+        "columns": {name: column_statistics(data) for name, data in columns},
+    }
+
+
+def column_statistics(data: pa.ChunkedArray) -> dict[str, Any]:
+    """Compute the statistics of one column, choosing numeric, temporal or frequency statistics.
+
+    A column whose type pyarrow cannot compute on gets only its counts and an ``error`` entry,
+    so statistics never make a save fail.
+    """
+    import pyarrow as pa
+
+    try:
+        return _typed_statistics(data)
+    except (pa.ArrowException, ValueError, TypeError, NotImplementedError) as exc:
+        logger.warning("Statistics of a %s column failed: %s", data.type, exc)
+        return {"kind": "other", "type": str(data.type), **_counts(data), "error": str(exc)}
+
+
+def _typed_statistics(data: pa.ChunkedArray) -> dict[str, Any]:
+    import pyarrow as pa
+
+    type_ = data.type
+    if pa.types.is_dictionary(type_) or pa.types.is_null(type_):
+        return _frequency_statistics(data, "other")
+    if pa.types.is_boolean(type_):
+        result = _numeric_statistics(data.cast(pa.uint8()), "boolean", type_)
+        result["top"] = _frequency_statistics(data, "boolean")["top"]
+        return result
+    if pa.types.is_float16(type_):
+        # pyarrow 26 has no mean or stddev kernels for half floats.
+        return _numeric_statistics(data.cast(pa.float32()), "numeric", type_)
+    if pa.types.is_integer(type_) or pa.types.is_floating(type_):
+        return _numeric_statistics(data, "numeric", type_)
+    if pa.types.is_decimal(type_):
+        return _numeric_statistics(data.cast(pa.float64()), "numeric", type_)
+    if pa.types.is_timestamp(type_) or pa.types.is_date(type_) or pa.types.is_duration(type_):
+        return _temporal_statistics(data)
+    text = pa.types.is_string(type_) or pa.types.is_large_string(type_)
+    return _frequency_statistics(data, "text" if text else "other")
+
+
+def _counts(data: pa.ChunkedArray) -> dict[str, int]:
+    return {"count": len(data) - data.null_count, "nulls": data.null_count}
+
+
+def _numeric_statistics(data: pa.ChunkedArray, kind: str, type_: pa.DataType) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    result: dict[str, Any] = {"kind": kind, "type": str(type_), **_counts(data)}
+    nan_count = posinf = neginf = 0
+    if pa.types.is_floating(data.type) and _true_count(pc.is_finite(data)) != result["count"]:
+        # Rare case, so the common one costs a single pass: NaN, +inf or -inf are present.
+        nan_count = _true_count(pc.is_nan(data))
+        posinf = _true_count(pc.equal(data, math.inf))
+        neginf = _true_count(pc.equal(data, -math.inf))
+        if nan_count:
+            data = pc.filter(data, pc.invert(pc.is_nan(data)))
+    result.update(count=result["count"] - nan_count, nan_count=nan_count, posinf_count=posinf,
+                  neginf_count=neginf)
+
+    distribution = describe_distribution(
+        _numpy_values(data), quantiles=QUANTILES, bins=HISTOGRAM_BINS,
+        infinities=bool(posinf or neginf),
+    )
+    result.update(_moments(data))
+    result["min"] = to_json_value(distribution.minimum)
+    for key, value in zip(_QUANTILE_KEYS, distribution.quantiles):
+        result[key] = to_json_value(value + distribution.base if value is not None else None)
+    result["max"] = to_json_value(distribution.maximum)
+    result["histogram"] = None
+    if distribution.offsets is not None:
+        # 15 significant digits drop linspace noise such as 0.8500000000000001.
+        edges = [float(f"{distribution.base + offset:.15g}") for offset in distribution.offsets]
+        result["histogram"] = {"edges": edges, "counts": distribution.counts}
+    return result
+
+
+def _true_count(mask: pa.ChunkedArray) -> int:
+    import pyarrow.compute as pc
+
+    return int(pc.sum(mask).as_py() or 0)
+
+
+def _moments(data: pa.ChunkedArray) -> dict[str, Any]:
+    """Return the mean and the standard deviation (ddof=1) of data without NaN."""
+    import pyarrow.compute as pc
+
+    present = len(data) - data.null_count
+    return {
+        "mean": to_json_value(pc.mean(data).as_py()) if present else None,
+        "std": to_json_value(pc.stddev(data, ddof=1).as_py()) if present > 1 else None,
+    }
+
+
+def _numpy_values(data: pa.ChunkedArray) -> np.ndarray:
+    """Return the non-null values as one numpy array, without a copy when there is one chunk."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    if data.null_count:
+        data = pc.drop_null(data)
+    if data.num_chunks == 0:
+        return np.empty(0, dtype=data.type.to_pandas_dtype())
+    array = data.chunk(0) if data.num_chunks == 1 else data.combine_chunks()
+    return array.to_numpy(zero_copy_only=False)
+
+
+def _temporal_statistics(data: pa.ChunkedArray) -> dict[str, Any]:
+    """Statistics of timestamps, dates and durations, computed on their integer values."""
+    import pyarrow as pa
+
+    type_ = data.type
+    if pa.types.is_date32(type_):
+        kind, integers = "date", data.cast(pa.int32())
+    elif pa.types.is_date64(type_):
+        kind, integers = "date", data.cast(pa.int64())
+    else:
+        kind = "timedelta" if pa.types.is_duration(type_) else "datetime"
+        integers = data.cast(pa.int64())
+
+    result: dict[str, Any] = {"kind": kind, "type": str(type_), **_counts(data)}
+    distribution = describe_distribution(
+        _numpy_values(integers), quantiles=QUANTILES, bins=HISTOGRAM_BINS, shift=True
+    )
+    moments = _moments(integers)
+    base = distribution.base
+    points = [distribution.minimum, *_shifted(distribution.quantiles, base), distribution.maximum]
+    texts = _as_temporal([moments["mean"], *points], type_)
+    result["mean"] = texts[0]
+    result["std"] = _duration(moments["std"], type_) if moments["std"] is not None else None
+    result.update(zip(("min", *_QUANTILE_KEYS, "max"), texts[1:]))
+
+    result["histogram"] = None
+    if distribution.offsets is not None:
+        edges = _as_temporal(_shifted(distribution.offsets, base), type_)
+        result["histogram"] = {"edges": edges, "counts": distribution.counts}
+    return result
+
+
+def _shifted(offsets: list[Any], base: int) -> list[int | None]:
+    """Add ``base`` back to offsets exactly, rounding them to whole units first."""
+    return [None if offset is None else base + round(offset) for offset in offsets]
+
+
+def _duration(value: float, type_: pa.DataType) -> Any:
+    """Turn a spread measured in a temporal type's integer unit into timedelta text."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    if pa.types.is_date32(type_):
+        return to_json_value(dt.timedelta(days=value))
+    if pa.types.is_date64(type_):
+        return to_json_value(dt.timedelta(milliseconds=value))
+    duration = pa.scalar(round(value), pa.int64()).cast(pa.duration(type_.unit))
+    return to_json_value(duration.as_py())
+
+
+def _as_temporal(values: list[float | int | None], type_: pa.DataType) -> list[Any]:
+    """Turn integers (or interpolated floats) of a temporal type back into readable text."""
+    import pyarrow as pa
+
+    storage = pa.int32() if pa.types.is_date32(type_) else pa.int64()
+    integers = [None if value is None else round(value) for value in values]
+    return [to_json_value(value) for value in pa.array(integers, storage).cast(type_).to_pylist()]
+
+
+def _frequency_statistics(data: pa.ChunkedArray, kind: str) -> dict[str, Any]:
+    """Count distinct values and list the most frequent ones with their counts."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    result: dict[str, Any] = {"kind": kind, "type": str(data.type), **_counts(data)}
+    if len(data) == data.null_count:
+        result.update(distinct=0, top=[])
+        return result
+    try:
+        counted = pc.value_counts(data)
+    except pa.ArrowNotImplementedError:
+        result.update(distinct=None, top=None)
+        return result
+
+    counted = counted.filter(pc.is_valid(counted.field("values")))
+    result["distinct"] = len(counted)
+    # A stable sort keeps ties in order of first appearance, so the same data gives the same
+    # spec (an unchanged retry must find its earlier version).
+    order = pc.sort_indices(counted.field("counts"), sort_keys=[("", "descending")])
+    top = counted.take(order[:TOP_VALUES])
+    values = top.field("values")
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    result["top"] = [
+        {"value": to_json_value(value), "count": int(count)}
+        for value, count in zip(values.to_pylist(), top.field("counts").to_pylist())
+    ]
+    return result
