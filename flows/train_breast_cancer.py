@@ -8,6 +8,9 @@ data bundled with scikit-learn, so nothing is downloaded.
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -178,6 +181,14 @@ def latest_versions() -> list[Manifest]:
     return sorted((store.get(key) for key in ARTIFACT_KEYS), key=lambda m: m.key)
 
 
+def _command(name: str) -> str:
+    """Return ``name`` when it is on PATH, else its path beside this Python (a virtualenv)."""
+    if shutil.which(name):
+        return name
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else name
+
+
 def print_summary(flow_run_id: str) -> None:
     """Print the versions the run stored and the commands that show them."""
     store = api.get_store()
@@ -185,13 +196,15 @@ def print_summary(flow_run_id: str) -> None:
     for manifest in latest_versions():
         print(f"  {manifest.kind:<8} {manifest.ref:<45} {manifest.body().uri}")
 
+    mlart, prefect = _command("mlart"), _command("prefect")
+    model = f"{store.project}/{MODEL_KEY}"
     print(
         "\nLook at them with:\n"
-        "  mlart ls                                   # latest version of every key\n"
-        f"  mlart show {store.project}/{MODEL_KEY}       # metrics, parameters, lineage\n"
-        f"  mlart lineage {store.project}/{MODEL_KEY}    # what the model was made from\n"
-        "  mlart ui                                   # web view on http://127.0.0.1:8765\n"
-        "\nThe Prefect UI shows the run with its artifact cards: start `prefect server start` "
+        f"  {mlart} ls                  # latest version of every key\n"
+        f"  {mlart} show {model}        # metrics, parameters, lineage\n"
+        f"  {mlart} lineage {model}     # what the model was made from\n"
+        f"  {mlart} ui                  # web view on http://127.0.0.1:8765\n"
+        f"\nThe Prefect UI shows the run with its artifact cards: start `{prefect} server start` "
         "and open\n"
         f"  http://127.0.0.1:4200/runs/flow-run/{flow_run_id}"
     )

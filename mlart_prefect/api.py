@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from mlart_prefect.kinds import EncodeContext, get_handler, handler_for_value
+from mlart_prefect.kinds import EncodeContext, check_options, get_handler, handler_for_value
 from mlart_prefect.manifest import Manifest, Producer, Reference
 from mlart_prefect.store import ArtifactStore
 
@@ -88,6 +88,7 @@ def save(
     store = store or get_store()
     project = store.project if project is None else project
     handler = get_handler(kind) if kind else handler_for_value(value)
+    check_options(handler.kind, options)
     all_inputs = [*lineage.consumed_inputs(store=store, project=project), *(inputs or ())]
 
     with store.staging_dir() as workdir:

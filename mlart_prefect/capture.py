@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlart_prefect import api, lineage
 from mlart_prefect.errors import InvalidNameError, UnsupportedValueError
-from mlart_prefect.kinds import get_handler, handler_for_value, has_kind
+from mlart_prefect.kinds import accepted_options, get_handler, handler_for_value, has_kind
 from mlart_prefect.manifest import Manifest, validate_name
 from mlart_prefect.run_context import RunContext, get_run_context
 from mlart_prefect.wrappers import ArtifactValue, Dataset, Model, Plot, PlotArtifact
@@ -335,7 +335,7 @@ def _from_wrapper(wrapper: ArtifactValue, spec: CaptureSpec, key: str) -> _Captu
     kind = wrapper.kind or spec.kind
     if kind is None:
         kind = handler_for_value(wrapper.value).kind
-    accepted = _accepted_options(kind)
+    accepted = accepted_options(kind)
     unknown = [name for name in wrapper.options if accepted is not None and name not in accepted]
     if unknown:
         raise UnsupportedValueError(
@@ -382,18 +382,8 @@ def _from_plain(value: Any, spec: CaptureSpec, key: str) -> _Capture:
     )
 
 
-@functools.cache
-def _accepted_options(kind: str) -> frozenset[str] | None:
-    """Return the option names a kind's encoder accepts, or None when it accepts any."""
-    encode = get_handler(kind).encode
-    parameters = inspect.signature(encode).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return None
-    return frozenset(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
-
-
 def _options_for(kind: str, options: dict[str, Any]) -> dict[str, Any]:
-    accepted = _accepted_options(kind)
+    accepted = accepted_options(kind)
     if accepted is None:
         return dict(options)
     return {name: value for name, value in options.items() if name in accepted}

@@ -360,7 +360,10 @@ def lineage(
         return
     from rich.console import Console
 
-    Console(soft_wrap=True).print(render.lineage_tree(manifest, up, down))
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 1000  # a tree is not soft-wrapped, so a pipe would cut its lines at 80
+    console.print(render.lineage_tree(manifest, up, down))
 
 
 # -- changing the store --------------------------------------------------------------------------
@@ -432,8 +435,8 @@ def remove(
     reference = Reference.parse(ref, project=store.project)
     if reference.version is None and reference.tag is None:
         raise _fail(
-            f"Refusing to delete {reference}: name one version ('{reference}:3') "
-            f"or a tag ('{reference}@old').",
+            f"Refusing to delete {reference}: name one version (for example "
+            f"'{reference}:{store.get(reference).version}') or a tag.",
             USAGE_EXIT_CODE,
         )
     manifest = store.get(reference)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from typing import Any
 
 from mlart_prefect.errors import UnsupportedValueError
@@ -15,6 +17,7 @@ from mlart_prefect.kinds.base import (
 )
 
 __all__ = [
+    "accepted_options",
     "BodyPayload",
     "BodyReader",
     "EncodeContext",
@@ -109,3 +112,23 @@ def has_kind(value: Any) -> bool:
     except UnsupportedValueError:
         return False
     return True
+
+
+@functools.cache
+def accepted_options(kind: str) -> frozenset[str] | None:
+    """Return the option names a kind's encoder accepts, or None when it accepts any."""
+    parameters = inspect.signature(get_handler(kind).encode).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return frozenset(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def check_options(kind: str, options: dict[str, Any]) -> None:
+    """Raise UnsupportedValueError naming each option the kind does not accept."""
+    accepted = accepted_options(kind)
+    unknown = sorted(name for name in options if accepted is not None and name not in accepted)
+    if unknown:
+        raise UnsupportedValueError(
+            f"Invalid option(s) {', '.join(map(repr, unknown))} for a {kind} artifact; "
+            f"{kind} artifacts accept: {', '.join(sorted(accepted or ())) or 'no options'}."
+        )

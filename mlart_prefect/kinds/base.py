@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,8 @@ class BodyPayload:
     """
 
     name: str
-    media_type: str = "application/octet-stream"
+    media_type: str | None = None
+    """Media type of the bytes; default: guessed from ``name``, else application/octet-stream."""
     data: bytes | None = None
     path: Path | None = None
     sha256: str | None = None
@@ -31,6 +33,8 @@ class BodyPayload:
     def __post_init__(self) -> None:
         if (self.data is None) == (self.path is None):
             raise ValueError(f"Body {self.name!r} needs exactly one of data= or path=.")
+        if self.media_type is None:
+            self.media_type = mimetypes.guess_type(self.name)[0] or "application/octet-stream"
 
 
 @dataclass
