@@ -636,7 +636,7 @@ def test_rm_yes_deletes_tagged_version_and_tag(store_path: Path, store: Artifact
 def test_rm_bare_key_is_refused(store_path: Path, store: ArtifactStore) -> None:
     result = mlart(store_path, "rm", "iris", "--yes")
 
-    assert_one_line_error(result, 2, "Refusing to delete iris/iris", "iris/iris:3")
+    assert_one_line_error(result, 2, "Refusing to delete iris/iris", "for example 'iris/iris:2'")
     assert len(store.versions("iris")) == 2
 
 
