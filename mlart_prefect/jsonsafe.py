@@ -96,6 +96,9 @@ def to_json_value(
 
 
 def _convert(value: Any, max_string: int, max_items: int, depth: int) -> JsonValue:
+    exact = _EXACT_TYPE_CONVERTERS.get(type(value))
+    if exact is not None:
+        return exact(value, max_string)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -121,6 +124,25 @@ def _convert(value: Any, max_string: int, max_items: int, depth: int) -> JsonVal
 
 
 _NOT_HANDLED: Any = object()
+
+
+def _isoformat(value: Any, max_string: int) -> str:
+    return value.isoformat()
+
+
+# Converters for values of exactly these types, which are the most common cells and statistics.
+# Each gives what the checks in ``_convert`` give, without walking through them; subclasses
+# (numpy.float64, pandas.Timestamp, enums) still take the full path.
+_EXACT_TYPE_CONVERTERS: dict[type, Any] = {
+    type(None): lambda value, max_string: None,
+    bool: lambda value, max_string: value,
+    int: lambda value, max_string: value,
+    float: lambda value, max_string: _float(value),
+    str: lambda value, max_string: _cut(value, max_string),
+    dt.datetime: _isoformat,
+    dt.date: _isoformat,
+    dt.time: _isoformat,
+}
 
 
 def _float(value: float) -> float | str | None:

@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from mlart_prefect._staging import StagingFolders
 from mlart_prefect._storage import StorageLocation
 from mlart_prefect.errors import (
     IntegrityError,
@@ -187,6 +187,7 @@ class ArtifactStore:
             str(url) if url is not None else settings.store_url, options
         )
         self.project = validate_name(project or settings.project, "project")
+        self._staging = StagingFolders(self.location.local_staging_parent)
 
     @classmethod
     def from_settings(cls) -> ArtifactStore:
@@ -223,14 +224,14 @@ class ArtifactStore:
 
     @contextmanager
     def staging_dir(self) -> Iterator[Path]:
-        """Yield a local work folder for bodies about to be saved, removed afterwards.
+        """Yield an empty local work folder for bodies about to be saved, emptied afterwards.
 
         On a local store the folder is inside the store, so bodies are moved into place by a
-        rename instead of a copy.
+        rename instead of a copy. Later saves through this store object reuse the folder (see
+        ``StagingFolders``).
         """
-        parent = self.location.local_staging_parent()
-        with tempfile.TemporaryDirectory(prefix="mlart-", dir=parent) as folder:
-            yield Path(folder)
+        with self._staging.folder() as folder:
+            yield folder
 
     def save(
         self,
@@ -274,7 +275,9 @@ class ArtifactStore:
         input_refs = sorted({self._input_ref(item, project) for item in inputs or ()})
         owner = owner or producer.owner or getpass.getuser()
 
-        latest = self._latest_manifest(project, key)
+        # One listing serves both the latest version and the first number to try.
+        numbers, highest = self._listed_versions(key_dir)
+        latest = self._latest_of(project, key, numbers)
         if latest is not None and latest.kind != kind:
             raise KindMismatchError(
                 f"Key {project}/{key} contains {latest.kind} artifacts; cannot save a {kind} "
@@ -304,7 +307,7 @@ class ArtifactStore:
             spec=encoded.spec,
             library_version=_library_version(),
         )
-        manifest = self._commit(manifest, key_dir)
+        manifest = self._commit(manifest, key_dir, highest + 1)
         logger.info("Stored %s at %s", manifest.ref, manifest.body().uri if bodies else key_dir)
         return manifest
 
@@ -367,8 +370,8 @@ class ArtifactStore:
             media_type=payload.media_type,
         )
 
-    def _commit(self, manifest: Manifest, key_dir: str) -> Manifest:
-        version = max(self._version_numbers(key_dir, include_deleted=True), default=0) + 1
+    def _commit(self, manifest: Manifest, key_dir: str, version: int) -> Manifest:
+        """Create the manifest as ``version``, or the next free number when it is taken."""
         for _ in range(MAX_VERSION_ATTEMPTS):
             manifest = manifest.model_copy(
                 update={"version": version, "created": datetime.now(timezone.utc)}
@@ -389,12 +392,29 @@ class ArtifactStore:
 
     def _version_numbers(self, key_dir: str, *, include_deleted: bool = False) -> list[int]:
         """Return version numbers found in a key's folder, sorted numerically."""
-        numbers = []
+        numbers, deleted = self._list_versions(key_dir)
+        if include_deleted:
+            numbers = numbers | deleted
+        return sorted(numbers)
+
+    def _listed_versions(self, key_dir: str) -> tuple[list[int], int]:
+        """Return a key's versions, sorted numerically, and the highest number ever used.
+
+        Deleted versions keep their number taken (0 when the key has none).
+        """
+        numbers, deleted = self._list_versions(key_dir)
+        return sorted(numbers), max(numbers | deleted, default=0)
+
+    def _list_versions(self, key_dir: str) -> tuple[set[int], set[int]]:
+        numbers: set[int] = set()
+        deleted: set[int] = set()
         for name in self.location.list_names(f"{key_dir}/versions"):
             stem, _, suffix = name.partition(".")
-            if stem.isdigit() and (suffix == "json" or (include_deleted and suffix == "deleted")):
-                numbers.append(int(stem))
-        return sorted(set(numbers))
+            if stem.isdigit() and suffix == "json":
+                numbers.add(int(stem))
+            elif stem.isdigit() and suffix == "deleted":
+                deleted.add(int(stem))
+        return numbers, deleted
 
     def _parse_manifest(self, data: bytes, where: str) -> Manifest:
         try:
@@ -428,7 +448,10 @@ class ArtifactStore:
         return self._parse_manifest(data, self.location.uri(path))
 
     def _latest_manifest(self, project: str, key: str) -> Manifest | None:
-        numbers = self._version_numbers(self._key_dir(project, key))
+        return self._latest_of(project, key, self._version_numbers(self._key_dir(project, key)))
+
+    def _latest_of(self, project: str, key: str, numbers: list[int]) -> Manifest | None:
+        """Return the newest readable manifest among the listed version numbers."""
         for version in reversed(numbers):
             try:
                 return self._read_manifest(project, key, version)

@@ -22,6 +22,10 @@ class Color(enum.Enum):
     RED = "red"
 
 
+class Level(enum.IntEnum):
+    HIGH = 2
+
+
 BERLIN = dt.timezone(dt.timedelta(hours=2))
 
 
@@ -53,6 +57,7 @@ BERLIN = dt.timezone(dt.timedelta(hours=2))
         (decimal.Decimal("19.90"), "19.90"),
         (uuid.UUID(int=1), "00000000-0000-0000-0000-000000000001"),
         (Color.RED, "red"),
+        (Level.HIGH, 2),
         (1 + 2j, "(1+2j)"),
     ],
 )

@@ -4,7 +4,8 @@ Quartiles are exact order statistics with linear interpolation (numpy's and pyar
 "linear" method), but found without sorting or partitioning the whole column: the histogram's
 counts tell which bin contains each wanted rank, and only that bin's values are partitioned. For
 values spread over several bins this costs a few comparisons per value instead of a full
-selection over a copy of the column.
+selection over a copy of the column. Small columns, where per-call overhead dominates, are
+partitioned whole instead (``DIRECT_SELECTION_MAX_VALUES``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,105 @@ def describe_distribution(
     )
 
 
+BATCH_MAX_VALUES = 10_000
+"""Maximum length of the columns ``describe_distributions`` takes (as for direct selection)."""
+
+
+def describe_distributions(
+    matrix: np.ndarray, *, quantiles: Sequence[float], bins: int
+) -> list[Distribution | None]:
+    """Summarise several columns at once, each exactly as ``describe_distribution`` would.
+
+    For short columns most of the time of ``describe_distribution`` is the fixed cost of its
+    numpy calls, so each step runs once for all rows of ``matrix`` instead of once per column.
+
+    Args:
+        matrix: A 2-D numpy array of integers or floats with one column per row and at most
+            ``BATCH_MAX_VALUES`` values per row. Every value is finite (no NaN or infinities).
+        quantiles: Fractions between 0 and 1.
+        bins: Number of equal histogram bins between each row's minimum and maximum.
+
+    Returns:
+        One Distribution per row, or None for a row that needs ``describe_distribution``
+        (a range too narrow for float64 bins, or integers that float64 rounds).
+    """
+    import numpy as np
+
+    rows, size = matrix.shape
+    if size == 0 or size > BATCH_MAX_VALUES:
+        return [None] * rows
+    minimum, maximum = matrix.min(axis=1), matrix.max(axis=1)
+    first, last = minimum.astype(np.float64), maximum.astype(np.float64)
+    equal = first == last
+    first[equal] -= 0.5
+    last[equal] += 0.5
+    kept, edges = _row_edges(matrix, first, last, bins)
+    counts = _row_histograms(matrix[kept], first[kept], last[kept], edges, bins)
+
+    positions, ranks = _rank_positions(size, quantiles)
+    selected = np.partition(matrix[kept], ranks, axis=1)
+    result: list[Distribution | None] = [None] * rows
+    for index, row in enumerate(kept.tolist()):
+        found = {rank: selected[index, rank].item() for rank in ranks}
+        result[row] = Distribution(
+            minimum[row], maximum[row], _interpolate(positions, found), 0,
+            edges[index].tolist(), counts[index].tolist(),
+        )
+    return result
+
+
+def _row_edges(
+    matrix: np.ndarray, first: np.ndarray, last: np.ndarray, bins: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the rows that can be binned as np.histogram would, and their bin edges.
+
+    Left out are rows whose float64 edges do not increase (a range too narrow) and rows with
+    values outside ``[first, last]`` (integers that float64 rounds), which np.histogram drops.
+    """
+    import numpy as np
+
+    # np.linspace computes every row another way when one has a zero step: leave those out.
+    kept = np.flatnonzero((last - first) / bins != 0)
+    edge_type = np.result_type(1.0, 1.0, matrix)
+    if np.issubdtype(edge_type, np.integer):
+        edge_type = np.result_type(edge_type, float)
+    edges = np.linspace(first[kept], last[kept], bins + 1, endpoint=True, dtype=edge_type, axis=1)
+    usable = ~np.any(edges[:, :-1] >= edges[:, 1:], axis=1)
+    usable &= np.all(
+        (matrix[kept] >= first[kept, None]) & (matrix[kept] <= last[kept, None]), axis=1
+    )
+    return kept[usable], edges[usable]
+
+
+def _row_histograms(
+    matrix: np.ndarray, first: np.ndarray, last: np.ndarray, edges: np.ndarray, bins: int
+) -> np.ndarray:
+    """Count each row's values per bin, all rows at once, with numpy's histogram steps.
+
+    The steps are those of ``np.histogram`` (numpy 2.4) for equal-width bins and at most 65,536
+    values, which it handles as one block, so the counts are the same. Every value lies within
+    its row's ``[first, last]``.
+
+    NOTE: if a numpy release changes these steps, the tests that compare with np.histogram fail;
+    follow the change here, or batched and single columns could get different counts.
+    """
+    import numpy as np
+
+    values = matrix.astype(edges.dtype, copy=False)
+    # Subtracting in the values' type matches numpy, which casts the Python float ``first`` to it.
+    offsets = np.subtract(values, first[:, None].astype(values.dtype), dtype=values.dtype)
+    indices = (offsets / (last - first)[:, None] * bins).astype(np.intp)
+    indices[indices == bins] -= 1
+    # Edges are looked up in one flat array (np.take_along_axis costs more for short rows).
+    flat_edges = np.ascontiguousarray(edges).ravel()
+    row_starts = np.arange(len(matrix))[:, None] * (bins + 1)
+    indices[values < flat_edges[indices + row_starts]] -= 1
+    above = values >= flat_edges[indices + row_starts + 1]
+    indices[above & (indices != bins - 1)] += 1
+    indices += np.arange(len(matrix))[:, None] * bins
+    return np.bincount(indices.ravel(), minlength=len(matrix) * bins).reshape(-1, bins)
+
+
 def _bin(
     values: np.ndarray, low: Any, high: Any, bins: int, *, shift: bool
 ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
@@ -96,6 +196,42 @@ def _bin(
     return base, binned, counts, edges
 
 
+def _rank_positions(total: int, fractions: Sequence[float]) -> tuple[list[float], list[int]]:
+    """Return the fractional rank of each quantile and the sorted ranks needed to interpolate."""
+    positions = [(total - 1) * fraction for fraction in fractions]
+    wanted = set()
+    for position in positions:
+        lower = math.floor(position)
+        wanted.add(lower)
+        if position > lower:
+            wanted.add(lower + 1)
+    return positions, sorted(wanted)
+
+
+def _interpolate(positions: list[float], found: dict[int, Any]) -> list[Any]:
+    """Return the value at each fractional rank, linear between neighbouring order statistics."""
+    result = []
+    for position in positions:
+        lower = math.floor(position)
+        fraction = position - lower
+        low_value = found[lower]
+        if fraction == 0 or found[lower + 1] == low_value:
+            result.append(low_value)
+        else:
+            high_value = found[lower + 1]
+            result.append(float(low_value) + (float(high_value) - float(low_value)) * fraction)
+    return result
+
+
+DIRECT_SELECTION_MAX_VALUES = 10_000
+"""Most values for which quartiles come from one ``np.partition`` of a copy of all values.
+
+Both ways give the same exact order statistics. Measured on 2 shared cores with normal values,
+the partition took 9 microseconds against 34 for the per-bin search at 1,000 values and 47
+against 103 at 10,000. At 30,000 values the per-bin search was faster (399 against 448).
+"""
+
+
 class _Ranks:
     """Order statistics of binned values, read from the histogram bin that contains each rank."""
 
@@ -113,29 +249,16 @@ class _Ranks:
 
     def quantiles(self, fractions: Sequence[float]) -> list[Any]:
         """Return each quantile with linear interpolation between neighbouring ranks."""
-        positions = [(self.total - 1) * fraction for fraction in fractions]
-        wanted = set()
-        for position in positions:
-            lower = math.floor(position)
-            wanted.add(lower)
-            if position > lower:
-                wanted.add(lower + 1)
-        found = self._order_statistics(sorted(wanted))
-
-        result = []
-        for position in positions:
-            lower = math.floor(position)
-            fraction = position - lower
-            low_value = found[lower]
-            if fraction == 0 or found[lower + 1] == low_value:
-                result.append(low_value)
-            else:
-                high_value = found[lower + 1]
-                result.append(float(low_value) + (float(high_value) - float(low_value)) * fraction)
-        return result
+        positions, ranks = _rank_positions(self.total, fractions)
+        return _interpolate(positions, self._order_statistics(ranks))
 
     def _order_statistics(self, ranks: list[int]) -> dict[int, Any]:
         import numpy as np
+
+        if self.values.size == self.total and self.total <= DIRECT_SELECTION_MAX_VALUES:
+            # Infinities are among the values here, so ranks index them directly.
+            selected = np.partition(self.values, ranks)
+            return {rank: selected[rank].item() for rank in ranks}
 
         found: dict[int, Any] = {}
         by_bin: dict[int, list[int]] = {}

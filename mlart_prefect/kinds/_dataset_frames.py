@@ -99,11 +99,10 @@ def _rename_duplicates(prepared: PreparedFrame) -> None:
 
 def _plan_object_columns(prepared: PreparedFrame) -> None:
     frame = prepared.stored
-    for position in range(frame.shape[1]):
-        column = frame.iloc[:, position]
-        if column.dtype != object:
-            continue
-        values = column.to_numpy()
+    # One look at the dtypes: taking each column out of the frame costs more than checking it.
+    objects = [position for position, dtype in enumerate(frame.dtypes.tolist()) if dtype == object]
+    for position in objects:
+        values = frame.iloc[:, position].to_numpy()
         plan = plan_object_column(values, f"column {prepared.names[position]!r}")
         if plan.action is None:
             continue
@@ -186,14 +185,18 @@ def column_schema(
     ``categories`` (see ``categories_record``; ``text_categories`` is True for CSV).
     """
     frame = prepared.original
+    # frame.dtypes and table.schema build new objects on every access: read them once.
+    dtypes = frame.dtypes.tolist()
+    labels = frame.columns.tolist()
+    arrow_types = table.schema.types
     entries = []
     for position, name in enumerate(prepared.names):
-        dtype = frame.dtypes.iloc[position]
+        dtype = dtypes[position]
         entry: dict[str, Any] = {
             "name": name,
-            "label": _label_json(frame.columns[position]),
+            "label": _label_json(labels[position]),
             "dtype": str(dtype),
-            "arrow_type": str(table.schema.field(position).type),
+            "arrow_type": str(arrow_types[position]),
             "nullable": dtype_is_nullable(dtype),
         }
         entry.update(prepared.encodings.get(position, {}))

@@ -856,6 +856,18 @@ def test_index_name_equal_to_column_name_stays_distinct(local_store):
 # -- internals: exact quartiles from histogram bins -------------------------------------------
 
 
+def on_bin_edges() -> np.ndarray:
+    """Return values on and one ulp beside the 20 bin edges of their range.
+
+    Computing their bins in float64 puts some in the bin below or above the right one, which
+    np.histogram corrects by comparing with the edges.
+    """
+    first, last = -0.013210486329130189, 0.01257302210933933
+    edges = np.linspace(first, last, 21)
+    values = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)])
+    return values[(values >= first) & (values <= last)]
+
+
 DISTRIBUTIONS = {
     "normal": np.random.default_rng(1).normal(size=20_001),
     "integer-ties": np.random.default_rng(2).integers(0, 5, size=5_000),
@@ -866,14 +878,19 @@ DISTRIBUTIONS = {
     "narrow-range-floats": 1e16 + np.random.default_rng(4).integers(0, 3, size=100).astype(float),
     "booleans": np.random.default_rng(5).integers(0, 2, size=101).astype(np.uint8),
     "heavy-tail": np.random.default_rng(6).exponential(size=10_000) ** 4,
+    "on-bin-edges": on_bin_edges(),
 }
 
 
+@pytest.mark.parametrize("selection", ["direct", "by-bin"])
 @pytest.mark.parametrize("shift", [False, True])
 @pytest.mark.parametrize("name", list(DISTRIBUTIONS))
-def test_distribution_matches_numpy(name, shift):
+def test_distribution_matches_numpy(name, shift, selection, monkeypatch):
+    from mlart_prefect.kinds import _dataset_distribution
     from mlart_prefect.kinds._dataset_distribution import describe_distribution
 
+    if selection == "by-bin":
+        monkeypatch.setattr(_dataset_distribution, "DIRECT_SELECTION_MAX_VALUES", 0)
     values = DISTRIBUTIONS[name]
     original = values.copy()
 
@@ -908,14 +925,150 @@ def test_distribution_ranks_infinities():
     assert infinite.counts is None
 
 
-def test_distribution_falls_back_when_bins_disagree():
+def test_distribution_falls_back_when_bins_disagree(monkeypatch):
+    from mlart_prefect.kinds import _dataset_distribution
     from mlart_prefect.kinds._dataset_distribution import _Ranks
 
+    monkeypatch.setattr(_dataset_distribution, "DIRECT_SELECTION_MAX_VALUES", 0)
     values = np.array([0.0, 1.0, 2.0, 3.0])
     # Counts that do not match the edges, as a rounding difference would make them.
     ranks = _Ranks(values, np.array([1, 3]), np.array([0.0, 2.0, 3.0]), below=0, above=0)
 
     assert ranks.quantiles([0.0, 0.5, 1.0]) == [0.0, 1.5, 3.0]
+
+
+@pytest.mark.parametrize("name", list(DISTRIBUTIONS))
+def test_batched_histograms_equal_numpy(name):
+    from mlart_prefect.kinds._dataset_distribution import describe_distributions
+
+    values = DISTRIBUTIONS[name][:10_000]
+    for data in (values, values.astype(np.float32)):
+        first, last = float(data.min()), float(data.max())
+        if first == last:
+            first, last = first - 0.5, last + 0.5
+        try:
+            counts, edges = np.histogram(data, bins=20, range=(first, last))
+        except ValueError:  # too narrow for 20 float bins: the batch declines it
+            assert describe_distributions(np.stack([data, data]), quantiles=(0.5,), bins=20) == [None, None]
+            continue
+
+        found = describe_distributions(np.stack([data, data[::-1]]), quantiles=(0.5,), bins=20)
+
+        for row in found:
+            assert row is not None
+            assert row.counts == counts.tolist()
+            assert row.offsets == edges.tolist()
+
+
+def batch_rows() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(8)
+    return {
+        "float64": np.stack([
+            rng.normal(size=1000), rng.exponential(size=1000) ** 4, np.full(1000, 3.5),
+            1e16 + rng.integers(0, 3, size=1000).astype(float), np.round(rng.normal(size=1000), 1),
+        ]),
+        "float32": np.stack([rng.normal(size=300), np.full(300, 1.6e7), rng.integers(0, 3, 300)])
+        .astype(np.float32),
+        "int64": np.stack([
+            rng.integers(0, 1_000_000, size=50), np.full(50, 7), rng.integers(-5, 5, size=50),
+            rng.integers(2**62, 2**62 + 1000, size=50), rng.integers(0, 2, size=50),
+        ]),
+        "float64-on-bin-edges": np.stack([on_bin_edges(), on_bin_edges()[::-1] * 3]),
+        "uint64": np.stack([rng.integers(0, 2**64 - 1, size=9, dtype=np.uint64),
+                            np.arange(9, dtype=np.uint64)]),
+        "int8": np.stack([rng.integers(-128, 127, size=2), np.array([3, 3])]).astype(np.int8),
+    }
+
+
+@pytest.mark.parametrize("dtype", list(batch_rows()))
+def test_batched_distributions_equal_one_by_one(dtype):
+    from mlart_prefect.kinds._dataset_distribution import (
+        describe_distribution,
+        describe_distributions,
+    )
+
+    matrix = batch_rows()[dtype]
+
+    batched = describe_distributions(matrix, quantiles=(0.1, 0.25, 0.5, 0.75, 1.0), bins=20)
+
+    assert len(batched) == len(matrix)
+    assert any(found is not None for found in batched)
+    for row, found in zip(matrix, batched):
+        if found is None:
+            continue
+        expected = describe_distribution(row.copy(), quantiles=(0.1, 0.25, 0.5, 0.75, 1.0), bins=20)
+        assert (type(found.minimum), found.minimum) == (type(expected.minimum), expected.minimum)
+        assert (type(found.maximum), found.maximum) == (type(expected.maximum), expected.maximum)
+        assert [type(value) for value in found.quantiles] == [type(value) for value in expected.quantiles]
+        assert found.quantiles == expected.quantiles
+        assert found.base == expected.base
+        assert found.offsets == expected.offsets
+        assert found.counts == expected.counts
+
+
+def test_batched_distributions_decline_narrow_rows():
+    from mlart_prefect.kinds._dataset_distribution import describe_distributions
+
+    narrow = 1e16 + np.array([0.0, 2.0, 2.0, 0.0])  # float64 cannot split it into 20 bins
+    beyond_float = np.array([2**62 + 1, 2**62 + 3, 2**62 + 7, 2**62 + 1])  # minimum rounds up
+
+    floats = describe_distributions(np.stack([narrow, np.arange(4.0)]), quantiles=(0.5,), bins=20)
+    integers = describe_distributions(np.stack([beyond_float, np.arange(4)]), quantiles=(0.5,), bins=20)
+
+    assert floats[0] is None
+    assert floats[1] is not None
+    assert integers[0] is None
+    assert integers[1] is not None
+
+
+def test_batched_statistics_equal_column_statistics():
+    from mlart_prefect.kinds._dataset_stats import (
+        _batched_numeric_statistics,
+        column_statistics,
+        compute_statistics,
+    )
+
+    rng = np.random.default_rng(9)
+    table = pa.table(
+        {
+            "a": rng.normal(size=400),
+            "b": 1e16 + rng.integers(0, 3, size=400).astype(float),
+            "c": np.full(400, 2.5),
+            "d": rng.integers(0, 1000, size=400),
+            "e": rng.integers(2**62, 2**62 + 10, size=400),
+            "f": rng.normal(size=400).astype(np.float32),
+            "g": rng.normal(size=400).astype(np.float32) * 1e6,
+            "with_nan": np.where(rng.random(400) < 0.1, np.nan, rng.normal(size=400)),
+            "alone": rng.integers(0, 5, size=400).astype(np.int16),
+            "chunked": pa.chunked_array([rng.normal(size=150), rng.normal(size=250)]),
+        }
+    )
+    columns = list(zip(table.column_names, table.columns))
+
+    computed = compute_statistics(columns, table.num_rows)["columns"]
+
+    assert sorted(_batched_numeric_statistics(columns)) == [0, 2, 3, 5, 6, 9]
+    for name, data in columns:
+        expected = column_statistics(data)
+        assert list(computed[name]) == list(expected), name
+        assert computed[name] == expected, name
+
+
+def test_batch_failure_falls_back_per_column(monkeypatch):
+    from mlart_prefect.kinds import _dataset_stats
+
+    def failing(matrix, **options):
+        raise ValueError("no batch")
+
+    columns = [("a", pa.chunked_array([[1.0, 2.0, 4.0]])), ("b", pa.chunked_array([[3.0, 5.0, 6.0]]))]
+    expected = [_dataset_stats.column_statistics(data) for _, data in columns]
+    monkeypatch.setattr(_dataset_stats, "describe_distributions", failing)
+
+    computed = _dataset_stats.compute_statistics(columns, 3)["columns"]
+
+    assert computed["a"] == expected[0]
+    assert computed["b"] == expected[1]
+    assert computed["b"]["50%"] == 5.0
 
 
 def test_statistics_of_every_arrow_type_are_strict_json(local_store):
@@ -954,6 +1107,17 @@ def test_statistics_of_every_arrow_type_are_strict_json(local_store):
     assert stats["unsigned"]["max"] == 2**64 - 1
     for column in stats.values():
         assert "error" not in column
+
+
+def test_parquet_write_error_raised_after_statistics(local_store):
+    table = pa.table({"a": [1, 2], "empty": pa.array([{}, {}], pa.struct([]))})
+
+    with pytest.raises(UnsupportedValueError, match="Cannot write the dataset as Parquet.*'empty'"):
+        api.save("empty-struct", table, store=local_store)
+
+    assert stored_files(local_store) == []
+    with pytest.raises(NotFoundError):
+        local_store.get("empty-struct")
 
 
 def test_statistics_failure_keeps_counts(monkeypatch):
