@@ -28,9 +28,8 @@ JSON_ENCODING = "json"
 UTC_CONVERSION = "utc"
 """Value of a schema entry's ``converted`` for a column of mixed time zones stored in UTC."""
 
-# Python type families pyarrow stores and loads back as the same values.
-# NOTE: UUIDs rely on the arrow.uuid extension type of pyarrow 18 and later; with an older
-# pyarrow the conversion fails and the save raises UnsupportedValueError naming the column.
+# Python type families pyarrow stores and loads back as the same values. UUIDs use the
+# arrow.uuid extension type, which is why the project requires pyarrow 18 or later.
 _NATIVE_FAMILIES = frozenset(
     {"bool", "int", "float", "str", "bytes", "date", "time", "timedelta", "decimal", "uuid",
      "array"}
