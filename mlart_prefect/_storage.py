@@ -14,6 +14,9 @@ from mlart_prefect.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
+HASH_CHUNK = 4 * 1024 * 1024
+"""Bytes read at a time when hashing or copying a body."""
+
 
 def _is_local(url: str) -> bool:
     return "://" not in url or url.startswith("file://")

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from mlart_prefect._staging import StagingFolders
-from mlart_prefect._storage import StorageLocation
+from mlart_prefect import _maintenance
+from mlart_prefect._storage import HASH_CHUNK, StorageLocation
 from mlart_prefect.errors import (
     IntegrityError,
     InvalidNameError,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-HASH_CHUNK = 4 * 1024 * 1024
 MAX_VERSION_ATTEMPTS = 10_000
 RESERVED_TAGS = frozenset({"latest"})
 
@@ -777,38 +777,8 @@ class ArtifactStore:
             raise ValueError(f"keep_last must be at least 1, got {keep_last!r}.")
         report = GcReport(dry_run=dry_run)
         for name in self.projects() if all_projects else [self._project(project)]:
-            self._gc_project(name, keep_last, dry_run, min_age_seconds, report)
+            _maintenance.collect_project(self, name, keep_last, dry_run, min_age_seconds, report)
         return report
-
-    def _gc_project(
-        self, project: str, keep_last: int | None, dry_run: bool, min_age: float, report: GcReport
-    ) -> None:
-        referenced: set[str] = set()
-        for key in self.keys(project):
-            try:
-                manifests = self.versions(key, project=project)
-            except NotFoundError:
-                continue
-            tagged = set(self.tags(key, project=project).values())
-            for index, manifest in enumerate(manifests):
-                if keep_last is not None and index >= keep_last and manifest.version not in tagged:
-                    report.removed_versions.append(manifest.ref)
-                    if not dry_run:
-                        self.delete(manifest.reference)
-                    continue
-                referenced.update(body.sha256 for body in manifest.bodies)
-
-        now = datetime.now(timezone.utc).timestamp()
-        for path, info in self.location.find(f"{project}/objects"):
-            digest = path.rsplit("/", 1)[-1]
-            if digest in referenced:
-                continue
-            if now - self.location.modified(info) < min_age:
-                continue
-            report.removed_bodies.append(self.location.uri(path))
-            report.freed_bytes += int(info.get("size") or 0)
-            if not dry_run:
-                self.location.remove(path)
 
     def verify(self, *, project: str | None = None, all_projects: bool = False) -> VerifyReport:
         """Check every body of every version against its size and sha256.
@@ -817,31 +787,8 @@ class ArtifactStore:
         """
         report = VerifyReport()
         for name in self.projects() if all_projects else [self._project(project)]:
-            for key in self.keys(name):
-                key_dir = self._key_dir(name, key)
-                for version in self._version_numbers(key_dir):
-                    path = self._manifest_path(name, key, version)
-                    try:
-                        manifest = self._parse_manifest(self.location.read(path), self.location.uri(path))
-                    except FileNotFoundError:
-                        continue
-                    except ManifestError as exc:
-                        report.bad_manifests.append((self.location.uri(path), str(exc)))
-                        continue
-                    self._verify_manifest(manifest, report)
+            _maintenance.verify_project(self, name, report)
         return report
-
-    def _verify_manifest(self, manifest: Manifest, report: VerifyReport) -> None:
-        report.versions_checked += 1
-        for body in manifest.bodies:
-            report.bodies_checked += 1
-            try:
-                with self.open(manifest, body.name) as stream:
-                    while stream.read(HASH_CHUNK):
-                        pass
-            except IntegrityError as exc:
-                target = report.missing if "is missing" in str(exc) else report.corrupt
-                target.append((manifest.ref, body.name, str(exc)))
 
 
 def _as_utc(moment: datetime | None) -> datetime | None:
