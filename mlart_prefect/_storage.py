@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import uuid
@@ -17,6 +18,16 @@ logger = logging.getLogger(__name__)
 HASH_CHUNK = 4 * 1024 * 1024
 """Bytes read at a time when hashing or copying a body."""
 
+
+def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """Return the sha256 hex digest and size of a local file, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as file:
+        while chunk := file.read(HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 def _is_local(url: str) -> bool:
     return "://" not in url or url.startswith("file://")

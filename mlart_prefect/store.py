@@ -18,7 +18,7 @@ from pydantic_core import to_json
 
 from mlart_prefect._staging import StagingFolders
 from mlart_prefect import _maintenance
-from mlart_prefect._storage import HASH_CHUNK, StorageLocation
+from mlart_prefect._storage import HASH_CHUNK, StorageLocation, sha256_file
 from mlart_prefect.errors import (
     IntegrityError,
     InvalidNameError,
@@ -51,17 +51,6 @@ def _library_version() -> str:
     from mlart_prefect import __version__
 
     return __version__
-
-
-def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """Return the sha256 hex digest and size of a local file, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as file:
-        while chunk := file.read(HASH_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def _clean_labels(labels: dict[str, Any] | None) -> dict[str, str]:

@@ -5,21 +5,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-from collections.abc import Iterator
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from mlart_prefect._storage import HASH_CHUNK, sha256_file
 from mlart_prefect.errors import UnsupportedValueError
 from mlart_prefect.kinds.base import BodyPayload
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+_T = TypeVar("_T")
+
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 
-_HASH_CHUNK = 4 * 1024 * 1024
 
 
 class HashingWriter(io.RawIOBase):
@@ -78,16 +83,6 @@ def hashed_body(
     )
 
 
-def _sha256_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as file:
-        while chunk := file.read(_HASH_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def write_parquet(table: pa.Table, path: Path, name: str) -> BodyPayload:
     """Write a table as Parquet with pyarrow's defaults (snappy compression, Arrow schema kept).
 
@@ -101,6 +96,82 @@ def write_parquet(table: pa.Table, path: Path, name: str) -> BodyPayload:
         UnsupportedValueError: Parquet cannot store a column (for example a struct without
             fields); nothing is kept.
     """
+    _write_parquet_checked(table, path)
+    sha256, size = sha256_file(path)
+    return BodyPayload(
+        name=name, media_type=PARQUET_MEDIA_TYPE, path=path, sha256=sha256, size=size
+    )
+
+
+def write_parquet_beside(
+    table: pa.Table, path: Path, name: str, work: Callable[[], _T]
+) -> tuple[BodyPayload, _T]:
+    """Write a table as Parquet on this thread while a new thread runs ``work``, then hashes.
+
+    The file is the same as ``write_parquet`` writes. Once ``work`` is done, the new thread
+    hashes the part of the file already written and follows the writer to the end, so the
+    sha256 overlaps the rest of the write instead of following it.
+
+    Raises:
+        UnsupportedValueError: As ``write_parquet``; both threads have ended when this raises.
+        Exception: Whatever ``work`` raised.
+    """
+    finished = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def run_work() -> None:
+        try:
+            outcome["result"] = work()
+            outcome["hash"] = _sha256_growing_file(path, finished)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread below
+            outcome["error"] = exc
+
+    helper = threading.Thread(target=run_work, name="mlart-stats", daemon=True)
+    helper.start()
+    try:
+        _write_parquet_checked(table, path)
+    finally:
+        finished.set()
+        helper.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    sha256, size = outcome["hash"]
+    body = BodyPayload(
+        name=name, media_type=PARQUET_MEDIA_TYPE, path=path, sha256=sha256, size=size
+    )
+    return body, outcome["result"]
+
+
+_GROWING_POLL_SECONDS = 0.002
+
+
+def _sha256_growing_file(path: Path, finished: threading.Event) -> tuple[str, int]:
+    """Hash a file that another thread is appending to, until that thread has finished.
+
+    The writer only appends, so bytes below the file's current size are final. Returns a
+    meaningless digest when the writer failed, and the caller then raises its error instead.
+
+    NOTE: this relies on a local file system that grows the size only after copying the bytes
+    it covers, as Linux page-cache writes do. The work folder is always local.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    while not finished.is_set() and not os.path.exists(path):
+        time.sleep(_GROWING_POLL_SECONDS)
+    if not os.path.exists(path):
+        return digest.hexdigest(), size
+    with open(path, "rb", buffering=0) as file:
+        while True:
+            done = finished.is_set()
+            while chunk := file.read(HASH_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+            if done:
+                return digest.hexdigest(), size
+            finished.wait(_GROWING_POLL_SECONDS)
+
+
+def _write_parquet_checked(table: pa.Table, path: Path) -> None:
     try:
         _write_parquet_file(table, path)
     except NotImplementedError as exc:  # ArrowNotImplementedError, e.g. an empty struct
@@ -108,10 +179,6 @@ def write_parquet(table: pa.Table, path: Path, name: str) -> BodyPayload:
             f"Cannot write the dataset as Parquet: {exc}. Convert the column it names to a "
             "supported type first."
         ) from exc
-    sha256, size = _sha256_file(path)
-    return BodyPayload(
-        name=name, media_type=PARQUET_MEDIA_TYPE, path=path, sha256=sha256, size=size
-    )
 
 
 def _write_parquet_file(table: pa.Table, path: Path) -> None:

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -54,6 +54,7 @@ from mlart_prefect.kinds._dataset_io import (
     schema_from_text,
     schema_text,
     write_parquet,
+    write_parquet_beside,
     write_table_csv,
 )
 from mlart_prefect.kinds._dataset_labels import json_label, unique_names
@@ -270,6 +271,7 @@ def _write_with_stats(
     wanted: bool,
     *,
     native_write: bool,
+    parquet: tuple[pa.Table, Path, str] | None = None,
 ) -> tuple[BodyPayload, dict[str, Any] | None]:
     """Write the body and compute statistics, on two threads when that saves time.
 
@@ -277,7 +279,9 @@ def _write_with_stats(
     statistics cost little wall time. From ``PARALLEL_STATS_MIN_CELLS`` cells the statistics
     run on a second thread. Below it they are mostly Python work that holds the GIL, so a
     native write (Parquet, ``native_write=True``) runs on the second thread instead; a CSV
-    write is Python work too and runs on this thread after the statistics.
+    write is Python work too and runs on this thread after the statistics. A large Parquet
+    body given as ``parquet`` (table, path, body name) is hashed by the statistics thread as it
+    is written (``write_parquet_beside``) instead of after the write.
     """
     if not wanted:
         return write(), None
@@ -285,6 +289,8 @@ def _write_with_stats(
         if native_write:
             return _write_beside_statistics(write, columns, num_rows)
         return write(), compute_statistics(columns, num_rows)
+    if parquet is not None:
+        return write_parquet_beside(*parquet, lambda: compute_statistics(columns, num_rows))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlart-stats") as pool:
         future = pool.submit(compute_statistics, columns, num_rows)
         body = write()
@@ -350,7 +356,7 @@ def _encode_frame(
     else:
         body, statistics = _write_with_stats(
             lambda: write_parquet(table, path, options.body_name), columns, num_rows, wanted,
-            native_write=True,
+            native_write=True, parquet=(table, path, options.body_name),
         )
 
     spec = _base_spec(python_type, options, body, num_rows, num_columns)
@@ -378,8 +384,9 @@ def _encode_table(table: pa.Table, ctx: EncodeContext, options: DatasetOptions) 
         write = lambda: write_table_csv(table, path, options.body_name)
     else:
         write = lambda: write_parquet(table, path, options.body_name)
+    parquet = (table, path, options.body_name) if options.format == "parquet" else None
     body, statistics = _write_with_stats(
-        write, columns, table.num_rows, wanted, native_write=options.format == "parquet"
+        write, columns, table.num_rows, wanted, native_write=parquet is not None, parquet=parquet
     )
 
     spec = _base_spec(_TABLE, options, body, table.num_rows, table.num_columns)

@@ -113,6 +113,32 @@ def test_body_sha256_and_size_given_to_store(tmp_path):
     assert body.media_type == "application/vnd.apache.parquet"
 
 
+
+@pytest.mark.parametrize("value_type", ["frame", "table"])
+def test_large_parquet_hashed_while_written(tmp_path, value_type):
+    """From PARALLEL_STATS_MIN_CELLS the Parquet body is hashed as it is written."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    from mlart_prefect.kinds._dataset_stats import compute_statistics
+    from mlart_prefect.kinds.dataset import PARALLEL_STATS_MIN_CELLS
+
+    rows = PARALLEL_STATS_MIN_CELLS // 2 + 1
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({"x": rng.normal(size=rows), "n": rng.integers(0, 50, size=rows)})
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+
+    encoded = encode(frame if value_type == "frame" else table, tmp_path)
+    body = encoded.bodies[0]
+
+    data = body.path.read_bytes()
+    assert body.sha256 == hashlib.sha256(data).hexdigest()
+    assert body.size == len(data)
+    assert pq.read_table(body.path).column("n").to_pylist() == frame["n"].tolist()
+    expected = compute_statistics([("x", table.column("x")), ("n", table.column("n"))], rows)
+    assert encoded.spec["stats"] == expected
+
 def test_same_frame_saved_twice_keeps_one_version(local_store):
     frame = pd.DataFrame({"a": [3.0, 1.0, 2.0] * 50, "b": ["x", "y", "z"] * 50})
 
