@@ -36,8 +36,8 @@ def _is_local(url: str) -> bool:
 class StorageLocation:
     """A store's root on one fsspec filesystem; paths given to its methods are relative to it.
 
-    The filesystem is opened and checked at first use, so that creating a store object never
-    fails and a bad URL fails once, with ``StoreUnavailableError`` naming the URL and the cause.
+    The filesystem is opened and checked at first use, so creating this object touches no
+    filesystem and a bad URL fails at the first operation, with ``StoreUnavailableError`` naming the URL and the cause.
     """
 
     def __init__(self, url: str, storage_options: dict[str, Any]) -> None:

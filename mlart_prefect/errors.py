@@ -33,7 +33,7 @@ class NotFoundError(MlartError, LookupError):
 
 
 class KindMismatchError(MlartError, ValueError):
-    """A key already holds versions of another kind."""
+    """A key already contains versions of another kind."""
 
 
 class IntegrityError(MlartError):

@@ -33,7 +33,7 @@ _NON_DATA_INPUTS = frozenset({"__parents__", "wait_for"})
 
 
 class _BoundedIndex:
-    """A thread-safe mapping that forgets its oldest entries beyond ``MAX_TRACKED_RUNS``."""
+    """A thread-safe mapping that drops its oldest entries beyond ``MAX_TRACKED_RUNS``."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -143,7 +143,7 @@ class BodyRef(BaseModel):
 
 
 class Producer(BaseModel):
-    """Where a version came from: the Prefect run that made it, when there was one."""
+    """The origin of a version: the Prefect run that made it, when there was one."""
 
     flow_name: str | None = None
     flow_run_id: str | None = None

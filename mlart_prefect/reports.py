@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass
 class GcReport:
-    """What ``ArtifactStore.gc`` removed, or would remove on a dry run."""
+    """The versions and bodies ``ArtifactStore.gc`` removed, or would remove on a dry run."""
 
     dry_run: bool = False
     removed_versions: list[str] = field(default_factory=list)
@@ -22,7 +22,7 @@ class GcReport:
 
 @dataclass
 class VerifyReport:
-    """What ``ArtifactStore.verify`` found: counts, and each missing or corrupt body."""
+    """The findings of ``ArtifactStore.verify``: counts, and each missing or corrupt body."""
 
     versions_checked: int = 0
     bodies_checked: int = 0

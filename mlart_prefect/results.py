@@ -287,7 +287,7 @@ class ArtifactSerializer(Serializer):
         if "pickle" in node:
             import cloudpickle
 
-            # NOTE: unpickling runs code chosen by whoever wrote the result record, exactly as
+            # NOTE: unpickling runs code chosen by the writer of the result record, exactly as
             # Prefect's default pickle serializer does.
             return cloudpickle.loads(base64.b64decode(node["pickle"]))
         if "dict" in node:

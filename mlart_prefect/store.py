@@ -254,7 +254,7 @@ class ArtifactStore:
 
         Raises:
             InvalidNameError: The key, project, a label or a body name is invalid.
-            KindMismatchError: The key already holds versions of another kind.
+            KindMismatchError: The key already contains versions of another kind.
             StoreUnavailableError: The store cannot be used.
         """
         project = self._project(project)
@@ -409,7 +409,7 @@ class ArtifactStore:
         try:
             manifest = Manifest.model_validate_json(data)
         except ValueError:
-            manifest = None  # diagnosed below, with a message that says what is wrong
+            manifest = None  # diagnosed below, with a message that names the fault
         if manifest is not None and manifest.schema_version in SUPPORTED_SCHEMA_VERSIONS:
             return manifest
 
@@ -652,13 +652,13 @@ class ArtifactStore:
         """
         projects = self.projects() if all_projects else [self._project(project)]
         since, until = _as_utc(since), _as_utc(until)
-        wanted_labels = _clean_labels(labels)
+        required_labels = _clean_labels(labels)
         needle = text.lower() if text else None
 
         def matches(m: Manifest) -> bool:
             return (
                 (kind is None or m.kind == kind)
-                and all(m.labels.get(k) == v for k, v in wanted_labels.items())
+                and all(m.labels.get(k) == v for k, v in required_labels.items())
                 and (since is None or m.created >= since)
                 and (until is None or m.created <= until)
                 and (flow_name is None or m.producer.flow_name == flow_name)

@@ -34,7 +34,7 @@ _TYPES: list[tuple[type | str, str]] = []
 _BUILTINS_LOADED = False
 
 # Built-in kinds register by dotted type name, so pandas, pyarrow and matplotlib are imported only
-# when a value of theirs is saved; this keeps `import mlart_prefect` and the CLI fast.
+# when a value of theirs is saved. This keeps `import mlart_prefect` and the CLI fast.
 _BUILTIN_MODULES = ("mlart_prefect.kinds.dataset", "mlart_prefect.kinds.plot", "mlart_prefect.kinds.model")
 
 

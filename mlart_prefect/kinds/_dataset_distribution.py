@@ -162,8 +162,9 @@ def _row_histograms(
     values, which it handles as one block, so the counts are the same. Every value lies within
     its row's ``[first, last]``.
 
-    NOTE: if a numpy release changes these steps, the tests that compare with np.histogram fail;
-    follow the change here, or batched and single columns could get different counts.
+    NOTE: if a numpy release changes these steps, the tests that compare with np.histogram fail.
+    Follow the change here, because otherwise batched and single columns could get different
+    counts.
     """
     import numpy as np
 
@@ -219,8 +220,8 @@ def _bin_indices(
 
     The steps are those numpy takes for equal-width bins, block by block, so
     ``np.bincount(result)`` equals its counts. Returns None when a value lies outside
-    ``[first, last]`` (numpy would drop it, and the bins would no longer line up with the
-    values); the caller then uses np.histogram.
+    ``[first, last]``, because numpy would drop it and the bins would no longer line up with the
+    values. The caller then uses np.histogram.
 
     NOTE: if a numpy release changes these steps, the tests that compare with np.histogram fail.
     """

@@ -39,7 +39,7 @@ class BodyPayload:
 
 @dataclass
 class Encoded:
-    """What a kind hands to the store for one new version."""
+    """The bodies, spec and primary body name a kind hands to the store for one new version."""
 
     bodies: list[BodyPayload]
     spec: dict[str, Any]
@@ -51,7 +51,7 @@ class Encoded:
 
 @dataclass
 class EncodeContext:
-    """Where a value is being saved; kinds that store sub-artifacts (model extra data) use it."""
+    """The destination of a value being saved. Kinds that store sub-artifacts (model extra data) use it."""
 
     store: ArtifactStore
     project: str
@@ -71,7 +71,7 @@ class BodyReader(Protocol):
 
 
 class KindHandler(ABC):
-    """How one kind writes, reads and describes its values.
+    """The base class of a kind: writes, reads and describes its values.
 
     Subclasses set ``kind`` (the name stored in manifests) and implement ``encode`` and ``decode``.
     """
