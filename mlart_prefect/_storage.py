@@ -40,12 +40,13 @@ class StorageLocation:
     filesystem and a bad URL fails at the first operation, with ``StoreUnavailableError`` naming the URL and the cause.
     """
 
-    def __init__(self, url: str, storage_options: dict[str, Any]) -> None:
+    def __init__(self, url: str, storage_options: dict[str, Any], *, fsync: bool = False) -> None:
         if _is_local(url):
             url = str(Path(url.removeprefix("file://")).expanduser().absolute())
         self.url = url.rstrip("/") or url
         self.local = _is_local(url)
         self._options = dict(storage_options)
+        self.fsync = fsync
         self._fs: Any = None
         self._root = ""
 
@@ -219,6 +220,24 @@ class StorageLocation:
     def _local_temp(self, final: str) -> str:
         return os.path.join(os.path.dirname(final), f".tmp-{uuid.uuid4().hex}")
 
+    def _flush_file(self, path: str) -> None:
+        """With ``fsync`` on, flush a local file's content to the disk."""
+        if self.fsync:
+            descriptor = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+
+    def _flush_folder(self, path: str) -> None:
+        """With ``fsync`` on, flush the folder entry that names ``path`` to the disk."""
+        if self.fsync:
+            descriptor = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+
     def write_atomic(self, relative: str, data: bytes) -> None:
         """Write a whole file so that readers see either the old or the new content."""
         path = self.full(relative)
@@ -230,7 +249,11 @@ class StorageLocation:
         try:
             with open(temp, "wb") as file:
                 file.write(data)
+                if self.fsync:
+                    file.flush()
+                    os.fsync(file.fileno())
             os.replace(temp, path)
+            self._flush_folder(path)
         finally:
             if os.path.exists(temp):
                 os.unlink(temp)
@@ -242,6 +265,7 @@ class StorageLocation:
             self.fs.put_file(os.fspath(source), path)
             return
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        self._flush_file(os.fspath(source))
         try:
             os.replace(source, path)
         except OSError:  # another disk: copy to a temporary name, then rename
@@ -249,7 +273,9 @@ class StorageLocation:
 
             temp = self._local_temp(path)
             shutil.copyfile(source, temp)
+            self._flush_file(temp)
             os.replace(temp, path)
+        self._flush_folder(path)
 
     def create_exclusive(self, relative: str, data: bytes) -> None:
         """Create a file with ``data`` unless one exists; raise FileExistsError if it does.
@@ -267,11 +293,13 @@ class StorageLocation:
         try:
             with open(temp, "wb") as file:
                 file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
+                if self.fsync:
+                    file.flush()
+                    os.fsync(file.fileno())
             os.link(temp, path)
         finally:
             os.unlink(temp)
+        self._flush_folder(path)
 
     def remove(self, relative: str) -> None:
         """Remove a file; raise FileNotFoundError when absent."""

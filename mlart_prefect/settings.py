@@ -45,6 +45,13 @@ class MlartSettings(BaseSettings):
         ge=0,
         description="Statistics are computed by default when rows x columns is at most this.",
     )
+    fsync: bool = Field(
+        default=False,
+        description=(
+            "Flush every body, manifest and tag of a local store to the disk before a save "
+            "returns, so it survives an operating-system crash or power loss."
+        ),
+    )
     publish: bool = Field(default=True, description="Publish summaries as Prefect artifacts.")
     ui_url: str | None = Field(
         default=None, description="Base URL of the mlart web view, linked from Prefect cards."

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_VERSION_ATTEMPTS = 10_000
+RECENT_MANIFESTS = 256
+"""Latest manifests a store object keeps per key, so repeated saves of a key skip one read."""
 RESERVED_TAGS = frozenset({"latest"})
 
 
@@ -149,6 +152,10 @@ class ArtifactStore:
         storage_options: Keyword arguments for the fsspec filesystem (default:
             ``MLART_STORAGE_OPTIONS``), e.g. ``{"endpoint_url": "http://127.0.0.1:9000"}``.
         project: Project used when a call names none (default: ``MLART_PROJECT`` or "default").
+        fsync: On a local store, flush each body, manifest and tag to the disk before a save
+            returns (default: ``MLART_FSYNC``, off). Without it a save is safe against the
+            writing process dying at any point, but an operating-system crash or power loss
+            can lose or empty the files of the last seconds' saves.
 
     The URL is checked at first use; a store that cannot be used raises
     ``StoreUnavailableError`` naming the URL and the cause.
@@ -167,16 +174,23 @@ class ArtifactStore:
         *,
         storage_options: dict[str, Any] | None = None,
         project: str | None = None,
+        fsync: bool | None = None,
     ) -> None:
         from mlart_prefect.settings import get_settings
 
         settings = get_settings()
         options = settings.storage_options if storage_options is None else storage_options
         self.location = StorageLocation(
-            str(url) if url is not None else settings.store_url, options
+            str(url) if url is not None else settings.store_url,
+            options,
+            fsync=settings.fsync if fsync is None else fsync,
         )
         self.project = validate_name(project or settings.project, "project")
         self._staging = StagingFolders(self.location.local_staging_parent)
+        # Key folder -> the newest manifest this object wrote or read there. Manifests never
+        # change and numbers are never reused, so it is valid while the listing's highest
+        # version is its version.
+        self._recent: OrderedDict[str, Manifest] = OrderedDict()
 
     @classmethod
     def from_settings(cls) -> ArtifactStore:
@@ -266,7 +280,13 @@ class ArtifactStore:
 
         # One listing serves both the latest version and the first number to try.
         numbers, highest = self._listed_versions(key_dir)
-        latest = self._latest_of(project, key, numbers)
+        recent = self._recent.get(key_dir)
+        if recent is not None and numbers and recent.version == numbers[-1]:
+            latest: Manifest | None = recent
+        else:
+            latest = self._latest_of(project, key, numbers)
+            if latest is not None:
+                self._remember(key_dir, latest)
         if latest is not None and latest.kind != kind:
             raise KindMismatchError(
                 f"Key {project}/{key} contains {latest.kind} artifacts; cannot save a {kind} "
@@ -274,11 +294,19 @@ class ArtifactStore:
             )
 
         bodies = [self._write_body(project, payload) for payload in encoded.bodies]
-        if latest is not None and self._same_content(
+        if latest is not None and self._same_metadata(
             latest, bodies, encoded, labels, description, input_refs
         ):
-            logger.info("%s is unchanged; returning %s", key, latest.ref)
-            return latest
+            # Compare the spec with the stored manifest: a remembered one holds the spec as the
+            # kind built it, not in the JSON form read back.
+            try:
+                stored: Manifest | None = self._read_manifest(project, key, latest.version)
+            except (NotFoundError, ManifestError):
+                stored = None  # deleted or damaged since the listing: save a new version
+            if stored is not None and stored.spec == json.loads(to_json(encoded.spec)):
+                logger.info("%s is unchanged; returning %s", key, stored.ref)
+                self._remember(key_dir, stored)
+                return stored
 
         manifest = Manifest(
             schema_version=SCHEMA_VERSION,
@@ -297,6 +325,7 @@ class ArtifactStore:
             library_version=_library_version(),
         )
         manifest = self._commit(manifest, key_dir, highest + 1)
+        self._remember(key_dir, manifest)
         logger.info("Stored %s at %s", manifest.ref, manifest.body().uri if bodies else key_dir)
         return manifest
 
@@ -309,7 +338,7 @@ class ArtifactStore:
         return str(reference)
 
     @staticmethod
-    def _same_content(
+    def _same_metadata(
         latest: Manifest,
         bodies: list[BodyRef],
         encoded: Encoded,
@@ -317,15 +346,14 @@ class ArtifactStore:
         description: str | None,
         inputs: list[str],
     ) -> bool:
+        """Whether ``latest`` has the same bodies, labels, description and inputs (not spec)."""
+
         def digests(items: Iterable[BodyRef]) -> list[tuple[str, str]]:
             return sorted((b.name, b.sha256) for b in items)
 
-        # Compare in the form the manifest stores, so datetimes and tuples match their JSON form.
-        spec = json.loads(to_json(encoded.spec))
         return (
             digests(latest.bodies) == digests(bodies)
             and latest.primary == encoded.primary
-            and latest.spec == spec
             and latest.labels == labels
             and latest.description == description
             and latest.inputs == inputs
@@ -449,6 +477,12 @@ class ArtifactStore:
             except NotFoundError:
                 continue  # deleted between the listing and the read
         return None
+
+    def _remember(self, key_dir: str, manifest: Manifest) -> None:
+        self._recent[key_dir] = manifest
+        self._recent.move_to_end(key_dir)
+        while len(self._recent) > RECENT_MANIFESTS:
+            self._recent.popitem(last=False)
 
     def _not_found(self, project: str, key: str, what: str) -> NotFoundError:
         numbers = self._version_numbers(self._key_dir(project, key))

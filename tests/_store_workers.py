@@ -10,9 +10,9 @@ from mlart_prefect.kinds.base import BodyPayload, Encoded
 from mlart_prefect.store import ArtifactStore
 
 
-def blob(data: bytes, name: str = "body.bin") -> Encoded:
-    """Return an Encoded value with one body and an empty spec."""
-    return Encoded(bodies=[BodyPayload(name, data=data)], spec={}, primary=name)
+def blob(data: bytes, name: str = "body.bin", spec: dict[str, Any] | None = None) -> Encoded:
+    """Return an Encoded value with one body and ``spec`` (default: empty)."""
+    return Encoded(bodies=[BodyPayload(name, data=data)], spec=spec or {}, primary=name)
 
 
 def save_many(url: str, options: dict[str, Any], key: str, worker: int, count: int) -> list[int]:

@@ -84,6 +84,65 @@ def test_identical_save_returns_existing_version(store: ArtifactStore) -> None:
     assert [m.version for m in store.versions("same")] == [2, 1]
 
 
+def test_saves_see_versions_of_other_writers(store: ArtifactStore) -> None:
+    # Two store objects on one location: each keeps the latest manifest it wrote, which must
+    # not hide what the other wrote or deleted since.
+    other = ArtifactStore(store.url, storage_options=store.location._options, project="test")
+    store.save("shared", blob(b"one"), kind="blob")
+    second = other.save("shared", blob(b"two"), kind="blob")
+
+    assert store.save("shared", blob(b"two"), kind="blob").version == second.version == 2
+    other.delete("shared:2")
+    assert store.save("shared", blob(b"two"), kind="blob").version == 3
+    assert store.save("shared", blob(b"one"), kind="blob").version == 4
+    assert other.save("shared", blob(b"one"), kind="blob").version == 4
+
+
+def test_unchanged_save_returns_the_stored_manifest(local_store: ArtifactStore) -> None:
+    spec = {"shape": (2, 3), "when": datetime(2024, 5, 1, tzinfo=timezone.utc)}
+    first = local_store.save("spec", blob(b"x", spec=spec), kind="blob")
+    again = local_store.save("spec", blob(b"x", spec=spec), kind="blob")
+
+    assert first.spec["shape"] == (2, 3)  # as the kind built it
+    assert again.version == 1
+    assert again.spec == {"shape": [2, 3], "when": "2024-05-01T00:00:00Z"}  # as stored
+
+
+def test_fsync_flushes_bodies_manifests_and_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlart_prefect.settings import get_settings
+
+    flushed: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(descriptor: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    ArtifactStore(tmp_path / "plain", project="test").save("k", blob(b"a"), kind="blob")
+    assert flushed == []
+
+    monkeypatch.setenv("MLART_FSYNC", "true")
+    get_settings(reload=True)
+    store = ArtifactStore(tmp_path / "durable", project="test")
+    manifest = store.save("k", blob(b"a"), kind="blob")
+    store.tag("k:1", "production")
+
+    root = tmp_path / "durable" / "test"
+    body = root / manifest.bodies[0].path
+    versions = root / "artifacts" / "k" / "versions"
+    tags = root / "artifacts" / "k" / "tags"
+    assert str(body.parent) in flushed
+    assert str(versions) in flushed
+    assert str(tags) in flushed
+    # Files are flushed under their temporary names, before they are linked into place.
+    flushed_files = [path for path in flushed if Path(path).parent in (body.parent, versions, tags)]
+    assert len(flushed_files) == 3
+    assert len(flushed) == 6
+
+
 def test_kind_is_fixed_per_key(store: ArtifactStore) -> None:
     store.save("fixed", blob(b"x"), kind="dataset")
     with pytest.raises(KindMismatchError, match="contains dataset artifacts; cannot save a plot"):

@@ -88,7 +88,11 @@ BATCH_MAX_VALUES = 10_000
 
 
 def describe_distributions(
-    matrix: np.ndarray, *, quantiles: Sequence[float], bins: int
+    matrix: np.ndarray,
+    *,
+    quantiles: Sequence[float],
+    bins: int,
+    integer_rows: Sequence[bool] | None = None,
 ) -> list[Distribution | None]:
     """Summarise several columns at once, each exactly as ``describe_distribution`` would.
 
@@ -100,6 +104,9 @@ def describe_distributions(
             ``BATCH_MAX_VALUES`` values per row. Every value is finite (no NaN or infinities).
         quantiles: Fractions between 0 and 1.
         bins: Number of equal histogram bins between each row's minimum and maximum.
+        integer_rows: For each row, whether it holds integers stored as floats (exactly, so
+            within +-2**53); their extremes and order statistics are returned as ints, as
+            ``describe_distribution`` returns them for integer values.
 
     Returns:
         One Distribution per row, or None for a row that needs ``describe_distribution``
@@ -123,8 +130,12 @@ def describe_distributions(
     result: list[Distribution | None] = [None] * rows
     for index, row in enumerate(kept.tolist()):
         found = {rank: selected[index, rank].item() for rank in ranks}
+        low, high = minimum[row], maximum[row]
+        if integer_rows is not None and integer_rows[row]:
+            found = {rank: int(value) for rank, value in found.items()}
+            low, high = int(low), int(high)
         result[row] = Distribution(
-            minimum[row], maximum[row], _interpolate(positions, found), 0,
+            low, high, _interpolate(positions, found), 0,
             edges[index].tolist(), counts[index].tolist(),
         )
     return result

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlart_prefect.jsonsafe import to_json_value
@@ -72,16 +73,33 @@ def compute_statistics(
     }
 
 
+FLOAT64_EXACT = 2**53
+"""Integers up to this magnitude are exact in float64, so they are summarised as floats."""
+
+
+@dataclass
+class _Member:
+    """A column taken by the batch: its position, data and values as one numpy row."""
+
+    position: int
+    data: pa.ChunkedArray
+    values: np.ndarray
+    integer: bool
+    base: int = 0
+    """Temporal columns: their minimum, subtracted from ``values``."""
+
+
 def _batched_numeric_statistics(
     columns: Sequence[tuple[str, pa.ChunkedArray]],
 ) -> dict[int, dict[str, Any]]:
-    """Compute the statistics of short numeric columns of one type together, by position.
+    """Compute the statistics of short numeric and temporal columns together, by position.
 
-    Integer and float columns without nulls, NaN or infinities and with at most
-    ``BATCH_MAX_VALUES`` rows go through ``describe_distributions`` in groups of one Arrow type.
-    The result of each is equal to what ``column_statistics`` gives. Columns left out (other
-    types, single columns of a type, rows the batch declines, or all when the batch fails) are
-    computed one by one.
+    Columns without nulls, NaN or infinities and with at most ``BATCH_MAX_VALUES`` rows go
+    through ``describe_distributions`` in groups: float64 columns, integer columns within
+    +-2**53 and temporal columns whose span is within 2**53 units form one float64 group, other
+    types one group per Arrow type. The result of each is equal to what ``column_statistics``
+    gives. Columns left out (other types, single columns of a type, rows the batch declines, or
+    all when the batch fails) are computed one by one.
     """
     import numpy as np
     import pyarrow as pa
@@ -89,46 +107,77 @@ def _batched_numeric_statistics(
     results: dict[int, dict[str, Any]] = {}
     try:
         for members in _numeric_groups(columns):
-            matrix = np.stack([values for _, _, values in members])
+            matrix = np.stack([member.values for member in members])
             distributions = describe_distributions(
-                matrix, quantiles=QUANTILES, bins=HISTOGRAM_BINS
+                matrix, quantiles=QUANTILES, bins=HISTOGRAM_BINS,
+                integer_rows=[member.integer for member in members],
             )
-            for (position, data, _), distribution in zip(members, distributions):
+            moments = _row_moments(matrix)
+            for member, distribution, (mean, std) in zip(members, distributions, moments):
                 if distribution is None:
                     continue
-                result: dict[str, Any] = {"kind": "numeric", "type": str(data.type),
-                                          **_counts(data), "nan_count": 0, "posinf_count": 0,
-                                          "neginf_count": 0}
-                results[position] = _add_distribution(result, data, distribution)
+                type_ = member.data.type
+                if _is_temporal(type_):
+                    results[member.position] = _temporal_result(
+                        type_, _counts(member.data), distribution, member.base, mean, std
+                    )
+                    continue
+                result: dict[str, Any] = {"kind": "numeric", "type": str(type_),
+                                          **_counts(member.data), "nan_count": 0,
+                                          "posinf_count": 0, "neginf_count": 0}
+                results[member.position] = _add_distribution(result, distribution, mean, std)
     except (pa.ArrowException, ValueError, TypeError, NotImplementedError) as exc:
         logger.debug("Batched statistics failed, computing them column by column: %s", exc)
         return {}
     return results
 
 
-def _numeric_groups(
-    columns: Sequence[tuple[str, pa.ChunkedArray]],
-) -> list[list[tuple[int, pa.ChunkedArray, np.ndarray]]]:
-    """Group the columns that ``_batched_numeric_statistics`` takes by Arrow type.
-
-    Each member is (position, Arrow data, numpy values); groups of one column are left out.
-    """
+def _numeric_groups(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[list[_Member]]:
+    """Group the columns that ``_batched_numeric_statistics`` takes; groups of one are left out."""
     import numpy as np
     import pyarrow as pa
 
-    groups: dict[str, list[tuple[int, pa.ChunkedArray, np.ndarray]]] = {}
+    groups: dict[str, list[_Member]] = {}
     for position, (_, data) in enumerate(columns):
         type_ = data.type
         if data.null_count or not 0 < len(data) <= BATCH_MAX_VALUES:
+            continue
+        if _is_temporal(type_):
+            integers = _numpy_values(_temporal_integers(data))
+            base = integers.min()
+            offsets = integers - base
+            if offsets.max() > FLOAT64_EXACT:
+                continue
+            member = _Member(position, data, offsets.astype(np.float64), True, int(base))
+            groups.setdefault("float64", []).append(member)
             continue
         if not (pa.types.is_integer(type_) or pa.types.is_float32(type_)
                 or pa.types.is_float64(type_)):
             continue
         values = _numpy_values(data)
-        if values.dtype.kind == "f" and not np.isfinite(values).all():
-            continue
-        groups.setdefault(str(type_), []).append((position, data, values))
+        if values.dtype.kind == "f":
+            if not np.isfinite(values).all():
+                continue
+            group = "float64" if values.dtype == np.float64 else str(type_)
+        elif -FLOAT64_EXACT <= values.min() and values.max() <= FLOAT64_EXACT:
+            values, group = values.astype(np.float64), "float64"
+        else:
+            group = str(type_)
+        integer = not pa.types.is_floating(type_)
+        groups.setdefault(group, []).append(_Member(position, data, values, integer))
     return [members for members in groups.values() if len(members) > 1]
+
+
+def _row_moments(matrix: np.ndarray) -> list[tuple[float | None, float | None]]:
+    """Return the mean and standard deviation (ddof=1) of each row, as ``_moments`` does."""
+    import numpy as np
+
+    values = matrix.astype(np.float64, copy=False)
+    size = values.shape[1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        means = values.mean(axis=1).tolist()
+        stds = values.std(axis=1, ddof=1).tolist() if size > 1 else [None] * len(values)
+    return list(zip(means, stds))
 
 
 def column_statistics(data: pa.ChunkedArray) -> dict[str, Any]:
@@ -175,7 +224,6 @@ def _counts(data: pa.ChunkedArray) -> dict[str, int]:
 
 def _numeric_statistics(data: pa.ChunkedArray, kind: str, type_: pa.DataType) -> dict[str, Any]:
     import numpy as np
-    import pyarrow.compute as pc
 
     result: dict[str, Any] = {"kind": kind, "type": str(type_), **_counts(data)}
     values = _numpy_values(data)
@@ -187,9 +235,6 @@ def _numeric_statistics(data: pa.ChunkedArray, kind: str, type_: pa.DataType) ->
         posinf = int(np.count_nonzero(values == math.inf))
         neginf = int(np.count_nonzero(values == -math.inf))
         if nan_count:
-            # The moments are computed on Arrow data with the chunks it came in, because the
-            # chunks decide how pyarrow sums and so the last bits of the mean.
-            data = pc.filter(data, pc.invert(pc.is_nan(data)))
             values = values[~is_nan]
     result.update(count=result["count"] - nan_count, nan_count=nan_count, posinf_count=posinf,
                   neginf_count=neginf)
@@ -197,14 +242,15 @@ def _numeric_statistics(data: pa.ChunkedArray, kind: str, type_: pa.DataType) ->
     distribution = describe_distribution(
         values, quantiles=QUANTILES, bins=HISTOGRAM_BINS, infinities=bool(posinf or neginf)
     )
-    return _add_distribution(result, data, distribution)
+    return _add_distribution(result, distribution, *_moments(values))
 
 
 def _add_distribution(
-    result: dict[str, Any], data: pa.ChunkedArray, distribution: Distribution
+    result: dict[str, Any], distribution: Distribution, mean: float | None, std: float | None
 ) -> dict[str, Any]:
     """Add the moments, quartiles, extremes and histogram of numbers to their counts."""
-    result.update(_moments(data))
+    result["mean"] = to_json_value(mean)
+    result["std"] = to_json_value(std)
     result["min"] = to_json_value(distribution.minimum)
     for key, value in zip(_QUANTILE_KEYS, distribution.quantiles):
         result[key] = to_json_value(value + distribution.base if value is not None else None)
@@ -217,15 +263,19 @@ def _add_distribution(
     return result
 
 
-def _moments(data: pa.ChunkedArray) -> dict[str, Any]:
-    """Return the mean and the standard deviation (ddof=1) of data without NaN."""
-    import pyarrow.compute as pc
+def _moments(values: np.ndarray) -> tuple[float | None, float | None]:
+    """Return the mean and the standard deviation (ddof=1) of values without NaN.
 
-    present = len(data) - data.null_count
-    return {
-        "mean": to_json_value(pc.mean(data).as_py()) if present else None,
-        "std": to_json_value(pc.stddev(data, ddof=1).as_py()) if present > 1 else None,
-    }
+    Computed in float64 with numpy's pairwise sums, row by row exactly as ``_row_moments``
+    computes them for a batch, so batched and single columns get the same numbers.
+    """
+    import numpy as np
+
+    values = values.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean = values.mean().item() if values.size else None
+        std = values.std(ddof=1).item() if values.size > 1 else None
+    return mean, std
 
 
 def _numpy_values(data: pa.ChunkedArray) -> np.ndarray:
@@ -241,38 +291,77 @@ def _numpy_values(data: pa.ChunkedArray) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
-def _temporal_statistics(data: pa.ChunkedArray) -> dict[str, Any]:
-    """Statistics of timestamps, dates and durations, computed on their integer values."""
+def _is_temporal(type_: pa.DataType) -> bool:
     import pyarrow as pa
 
-    type_ = data.type
-    if pa.types.is_date32(type_):
-        kind, integers = "date", data.cast(pa.int32())
-    elif pa.types.is_date64(type_):
-        kind, integers = "date", data.cast(pa.int64())
+    return pa.types.is_timestamp(type_) or pa.types.is_date(type_) or pa.types.is_duration(type_)
+
+
+def _temporal_integers(data: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Return a temporal column as the integers it stores (days, milliseconds or its unit)."""
+    import pyarrow as pa
+
+    return data.cast(pa.int32() if pa.types.is_date32(data.type) else pa.int64())
+
+
+def _temporal_statistics(data: pa.ChunkedArray) -> dict[str, Any]:
+    """Statistics of timestamps, dates and durations, computed on their integer values."""
+    import numpy as np
+
+    integers = _numpy_values(_temporal_integers(data))
+    # Everything is computed on the distances from the minimum, which float64 holds exactly
+    # where it could not hold the values themselves (nanosecond timestamps).
+    base = int(integers.min()) if integers.size else 0
+    offsets = integers.astype(np.int64) - np.int64(base)
+    distribution = describe_distribution(
+        offsets, quantiles=QUANTILES, bins=HISTOGRAM_BINS, shift=True
+    )
+    return _temporal_result(data.type, _counts(data), distribution, base, *_moments(offsets))
+
+
+def _temporal_result(
+    type_: pa.DataType,
+    counts: dict[str, int],
+    distribution: Distribution,
+    base: int,
+    mean: float | None,
+    std: float | None,
+) -> dict[str, Any]:
+    """Build a temporal column's statistics from a distribution of distances from ``base``.
+
+    The distribution's minimum and maximum, and the mean, are measured from ``base``; its
+    quantiles and edges from ``base`` plus its own base.
+    """
+    import pyarrow as pa
+
+    if pa.types.is_date(type_):
+        kind = "date"
     else:
         kind = "timedelta" if pa.types.is_duration(type_) else "datetime"
-        integers = data.cast(pa.int64())
-
-    result: dict[str, Any] = {"kind": kind, "type": str(type_), **_counts(data)}
-    distribution = describe_distribution(
-        _numpy_values(integers), quantiles=QUANTILES, bins=HISTOGRAM_BINS, shift=True
-    )
-    moments = _moments(integers)
-    base = distribution.base
-    points = [distribution.minimum, *_shifted(distribution.quantiles, base), distribution.maximum]
+    result: dict[str, Any] = {"kind": kind, "type": str(type_), **counts}
+    shift = base + (distribution.base or 0)
+    extremes = [_offset(distribution.minimum, base), _offset(distribution.maximum, base)]
+    quartiles = _shifted(distribution.quantiles, shift)
     offsets = distribution.offsets or []
     # One conversion for the points and the histogram edges: each costs a few Arrow calls.
-    texts = _as_temporal([moments["mean"], *points, *_shifted(offsets, base)], type_)
+    texts = _as_temporal(
+        [_offset(mean, base), extremes[0], *quartiles, extremes[1], *_shifted(offsets, shift)],
+        type_,
+    )
     result["mean"] = texts[0]
-    result["std"] = _duration(moments["std"], type_) if moments["std"] is not None else None
-    result.update(zip(("min", *_QUANTILE_KEYS, "max"), texts[1 : len(points) + 1]))
+    result["std"] = _duration(std, type_) if std is not None and math.isfinite(std) else None
+    points = len(quartiles) + 2
+    result.update(zip(("min", *_QUANTILE_KEYS, "max"), texts[1 : points + 1]))
 
     result["histogram"] = None
     if distribution.offsets is not None:
-        edges = texts[len(points) + 1 :]
-        result["histogram"] = {"edges": edges, "counts": distribution.counts}
+        result["histogram"] = {"edges": texts[points + 1 :], "counts": distribution.counts}
     return result
+
+
+def _offset(value: Any, base: int) -> int | None:
+    """Add ``base`` back to a value measured from it, rounded to whole units."""
+    return None if value is None else base + round(value)
 
 
 def _shifted(offsets: list[Any], base: int) -> list[int | None]:

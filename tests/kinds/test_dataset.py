@@ -1067,13 +1067,18 @@ def test_batched_statistics_equal_column_statistics():
             "with_nan": np.where(rng.random(400) < 0.1, np.nan, rng.normal(size=400)),
             "alone": rng.integers(0, 5, size=400).astype(np.int16),
             "chunked": pa.chunked_array([rng.normal(size=150), rng.normal(size=250)]),
+            "time": pa.array(pd.date_range("2024-03-30", periods=400, freq="17min", tz="UTC")),
+            # 300 years of nanoseconds: the distances from the minimum exceed 2**53.
+            "wide": pa.array(pd.to_datetime(rng.integers(-4 * 10**18, 5 * 10**18, size=400))),
+            "day": pa.array(pd.date_range("1960-01-01", periods=400, freq="7D").date),
+            "wait": pa.array(pd.to_timedelta(rng.integers(-10**6, 10**6, size=400), unit="s")),
         }
     )
     columns = list(zip(table.column_names, table.columns))
 
     computed = compute_statistics(columns, table.num_rows)["columns"]
 
-    assert sorted(_batched_numeric_statistics(columns)) == [0, 2, 3, 5, 6, 9]
+    assert sorted(_batched_numeric_statistics(columns)) == [0, 2, 3, 5, 6, 8, 9, 10, 12, 13]
     for name, data in columns:
         expected = column_statistics(data)
         assert list(computed[name]) == list(expected), name
