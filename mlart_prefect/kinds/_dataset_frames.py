@@ -195,7 +195,7 @@ def column_schema(
         entry: dict[str, Any] = {
             "name": name,
             "label": _label_json(labels[position]),
-            "dtype": str(dtype),
+            "dtype": dtype_text(dtype),
             "arrow_type": str(arrow_types[position]),
             "nullable": dtype_is_nullable(dtype),
         }
@@ -210,6 +210,24 @@ def column_schema(
 def _label_json(label: Any) -> Any:
     value = json_label(label)
     return value if value is not None or label is None else label_text(label)
+
+
+_NUMPY_DTYPE_TEXTS: dict[Any, str] = {}
+_MAX_CACHED_DTYPES = 1_000
+
+
+def dtype_text(dtype: Any) -> str:
+    """Return ``str(dtype)``, cached for numpy dtypes, whose ``str()`` runs Python code."""
+    import numpy as np
+
+    if not isinstance(dtype, np.dtype):
+        return str(dtype)
+    text = _NUMPY_DTYPE_TEXTS.get(dtype)
+    if text is None:
+        text = str(dtype)
+        if len(_NUMPY_DTYPE_TEXTS) < _MAX_CACHED_DTYPES:
+            _NUMPY_DTYPE_TEXTS[dtype] = text
+    return text
 
 
 def dtype_is_nullable(dtype: Any) -> bool:

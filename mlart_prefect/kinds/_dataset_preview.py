@@ -37,31 +37,81 @@ MAX_PREVIEW_COLUMNS = 100
 """Most data columns shown in a preview (index columns are always shown)."""
 
 
-def frame_preview(prepared: PreparedFrame, rows: int) -> dict[str, Any]:
-    """Build the preview of a DataFrame's first ``rows`` rows, index levels first."""
-    head = prepared.original.iloc[:rows]
-    shown = min(head.shape[1], MAX_PREVIEW_COLUMNS)
+def frame_preview(
+    prepared: PreparedFrame, rows: int, table: pa.Table | None = None
+) -> dict[str, Any]:
+    """Build the preview of a DataFrame's first ``rows`` rows, index levels first.
+
+    ``table`` is the frame converted for storage (``frame_to_arrow``). When given, cells of
+    numpy number and boolean columns and of pandas ``str`` columns are read from it, which
+    costs less than taking each column out of the frame and gives the same cells.
+    """
+    from mlart_prefect.kinds._dataset_frames import dtype_text
+
+    original = prepared.original
+    rows = min(rows, len(original))
+    shown = min(original.shape[1], MAX_PREVIEW_COLUMNS)
+    dtypes_of_columns = original.dtypes.tolist()[:shown]
+    from_table = table.slice(0, rows) if table is not None else None
+    head: pd.DataFrame | None = None
 
     columns: list[list[Any]] = []
     dtypes: list[str] = []
-    for level in range(head.index.nlevels):
-        values = head.index.get_level_values(level)
+    index = original.index[:rows]
+    for level in range(index.nlevels):
+        values = index.get_level_values(level)
         columns.append(_column_cells(values))
-        dtypes.append(str(values.dtype))
-    # items() builds each column's Series once; head.iloc[:, position] cost twice as much.
-    for _, (_, column) in zip(range(shown), head.items()):
-        columns.append(_column_cells(column))
-        dtypes.append(str(column.dtype))
+        dtypes.append(dtype_text(values.dtype))
+    for position, dtype in enumerate(dtypes_of_columns):
+        cells = None
+        if from_table is not None and position not in prepared.encodings and _same_in_arrow(dtype):
+            try:
+                cells = _arrow_cells(from_table.column(position).to_pylist(), dtype)
+            except OverflowError:  # a date beyond the year 9999: pandas can show it
+                cells = None
+        if cells is None:
+            if head is None:
+                head = original.iloc[:rows]
+            cells = _column_cells(head.iloc[:, position])
+        columns.append(cells)
+        dtypes.append(dtype_text(dtype))
 
     return _layout(
         names=[*prepared.index_names, *prepared.names[:shown]],
         dtypes=dtypes,
         columns=columns,
-        num_rows=len(head),
-        index_columns=head.index.nlevels,
-        total_columns=prepared.original.shape[1],
-        total_rows=len(prepared.original),
+        num_rows=rows,
+        index_columns=index.nlevels,
+        total_columns=original.shape[1],
+        total_rows=len(original),
     )
+
+
+def _same_in_arrow(dtype: Any) -> bool:
+    """Whether the Arrow column's Python values give the same cells as the pandas column's.
+
+    True for numpy integers, booleans, floats (NaN becomes null in Arrow, and both give null
+    cells) and datetimes, and for pandas ``str`` and tz-aware datetime columns (pyarrow gives
+    pandas Timestamps for nanoseconds, so the ISO text is the same).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "biufM"
+    return isinstance(dtype, (pd.StringDtype, pd.DatetimeTZDtype))
+
+
+def _arrow_cells(values: list[Any], dtype: Any) -> list[Any]:
+    import numpy as np
+
+    if isinstance(dtype, np.dtype) and dtype.kind in "biu":
+        return values  # Python bools and ints
+    if isinstance(dtype, np.dtype) and dtype.kind == "f" and all(
+        value is not None and math.isfinite(value) for value in values
+    ):
+        return values
+    return _cells(values)
 
 
 def table_preview(table: pa.Table, names: Sequence[str], rows: int) -> dict[str, Any]:

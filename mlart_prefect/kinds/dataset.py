@@ -365,14 +365,16 @@ def _encode_frame(
     if prepared.renamed is not None:
         spec["renamed_columns"] = prepared.renamed
     spec.update(extra)
-    spec["preview"] = _frame_preview(prepared, options.preview_rows)
+    spec["preview"] = _frame_preview(prepared, options.preview_rows, table)
     _add_stats(spec, statistics, skipped)
     spec["warnings"] = warnings
     return Encoded(bodies=[body], spec=spec, primary=body.name, warnings=warnings)
 
 
-def _frame_preview(prepared: PreparedFrame, rows: int) -> dict[str, Any] | None:
-    return frame_preview(prepared, rows) if rows else None
+def _frame_preview(
+    prepared: PreparedFrame, rows: int, table: pa.Table | None
+) -> dict[str, Any] | None:
+    return frame_preview(prepared, rows, table) if rows else None
 
 
 def _encode_table(table: pa.Table, ctx: EncodeContext, options: DatasetOptions) -> Encoded:

@@ -114,6 +114,35 @@ def test_body_sha256_and_size_given_to_store(tmp_path):
 
 
 
+def test_parquet_dictionary_encodes_only_repeating_types(tmp_path):
+    import pyarrow.parquet as pq
+
+    frame = pd.DataFrame(
+        {
+            "x": np.linspace(0, 1, 200),
+            "when": pd.date_range("2024-01-01", periods=200, freq="s"),
+            "n": np.arange(200) % 7,
+            "label": ["a", "b"] * 100,
+            "day": pd.date_range("2024-01-01", periods=200, freq="D").date,
+        }
+    )
+    nested = pa.table({"x": np.linspace(0, 1, 4), "s": [{"k": 1}, {"k": 2}, None, {"k": 1}]})
+
+    metadata = pq.read_metadata(encode(frame, tmp_path).bodies[0].path)
+    nested_metadata = pq.read_metadata(encode(nested, tmp_path).bodies[0].path)
+
+    encodings = {
+        metadata.schema.column(i).name: metadata.row_group(0).column(i).encodings
+        for i in range(metadata.num_columns)
+    }
+    assert "RLE_DICTIONARY" not in encodings["x"]
+    assert "RLE_DICTIONARY" not in encodings["when"]
+    for name in ("n", "label", "day"):
+        assert "RLE_DICTIONARY" in encodings[name], name
+    # With a nested column every column keeps pyarrow's default, dictionary encoding.
+    assert "RLE_DICTIONARY" in nested_metadata.row_group(0).column(0).encodings
+
+
 @pytest.mark.parametrize("value_type", ["frame", "table"])
 def test_large_parquet_hashed_while_written(tmp_path, value_type):
     """From PARALLEL_STATS_MIN_CELLS the Parquet body is hashed as it is written."""
@@ -560,6 +589,66 @@ def test_preview_of_special_values_is_readable_json(local_store):
     assert rows[0][6] == "x" * 200 + "… (+50 chars)"
     assert rows[0][7] == "inf"
     assert rows[1][1:8] == [None, None, None, None, None, "short", "-inf"]
+
+
+def test_preview_cells_from_arrow_equal_cells_from_pandas():
+    from mlart_prefect.kinds._dataset_frames import frame_to_arrow, prepare_frame
+    from mlart_prefect.kinds._dataset_preview import frame_preview
+
+    berlin = pd.date_range("2024-03-31 00:30", periods=6, freq="37min", tz="Europe/Berlin")
+    frame = pd.DataFrame(
+        {
+            "int": np.arange(6, dtype=np.int16),
+            "uint": np.arange(6, dtype=np.uint64) * 2**61,
+            "flag": [True, False] * 3,
+            "float": [0.5, np.nan, np.inf, -np.inf, 1e300, -0.0],
+            "float32": np.array([0.1, 2.5, np.nan, 4, 5, 6], dtype=np.float32),
+            "text": pd.array(["a", None, "x" * 250, "é", "", "b"], dtype="str"),
+            "string": pd.array(["a", pd.NA, "b", "c", "d", "e"], dtype="string"),
+            "naive_ns": pd.date_range("2024-01-01", periods=6, freq="h").as_unit("ns")
+            + pd.Timedelta(nanoseconds=7),
+            "naive_s": pd.date_range("2024-01-01", periods=6, freq="D").as_unit("s"),
+            "berlin": berlin,
+            "berlin_ns": berlin.as_unit("ns"),
+            "offset": pd.date_range("2024-01-01", periods=6, freq="h", tz="+05:30"),
+            "nullable": pd.array([1, None, 3, 4, 5, 6], dtype="Int64"),
+            "objects": [{"a": 1}, {"b": [1]}, None, {}, {"c": "x"}, {"d": 2}],
+        },
+        index=pd.Index(list("uvwxyz"), name="key"),
+    )
+    frame.loc["w", ["naive_ns", "berlin", "naive_s"]] = pd.NaT
+
+    prepared = prepare_frame(frame)
+    table = frame_to_arrow(prepared)
+
+    assert frame_preview(prepared, 4, table) == frame_preview(prepared, 4)
+    assert frame_preview(prepared, 20, table) == frame_preview(prepared, 20)
+    cells = frame_preview(prepared, 20, table)["rows"]
+    assert cells[1][6:8] == [None, None]
+    assert cells[2][4] == "inf"
+    assert cells[2][10] is None  # NaT in a tz-aware column
+    assert cells[0][8] == "2024-01-01T00:00:00.000000007"
+
+
+def test_dates_beyond_year_9999_are_stored_with_statistics(local_store):
+    # numpy and pandas hold such dates in second units; Python's datetime cannot.
+    stamps = np.array(["2020-01-01", "12000-05-01", "-500-01-01", "NaT"], dtype="datetime64[s]")
+    frame = pd.DataFrame({"t": stamps})
+    frame["utc"] = frame["t"].dt.tz_localize("UTC")
+
+    manifest, loaded = round_trip(local_store, frame)
+
+    pd.testing.assert_frame_equal(loaded, frame)
+    stats = column_stats(manifest, "t")
+    assert (stats["count"], stats["nulls"]) == (3, 1)
+    assert (stats["min"], stats["50%"], stats["max"]) == (
+        "-500-01-01T00:00:00", "2020-01-01T00:00:00", "12000-05-01T00:00:00"
+    )
+    assert column_stats(manifest, "utc")["max"] == "12000-05-01T00:00:00Z"
+    assert column_stats(manifest, "utc")["50%"] == "2020-01-01T00:00:00Z"
+    assert manifest.spec["preview"]["rows"][1][1:] == [
+        "12000-05-01T00:00:00", "12000-05-01T00:00:00+00:00"
+    ]
 
 
 def test_preview_rows_option(local_store, monkeypatch):
