@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import logging
 import socket
@@ -390,9 +391,15 @@ def summarize_parameters(parameters: dict[str, Any] | None) -> dict[str, Any]:
     return {str(name): summarize_parameter(value) for name, value in (parameters or {}).items()}
 
 
+@functools.cache
+def _user_name() -> str:
+    """The login name, read once: ``getpass.getuser`` may look it up in the password file."""
+    return getpass.getuser()
+
+
 def current_producer() -> Producer:
     """Describe the current Prefect task run and flow run, or a producer outside any run."""
-    fields: dict[str, Any] = {"owner": getpass.getuser(), "host": socket.gethostname()}
+    fields: dict[str, Any] = {"owner": _user_name(), "host": socket.gethostname()}
     flow_ctx = _flow_run_context()
     if flow_ctx is not None:
         fields.update(_flow_run_fields(flow_ctx))

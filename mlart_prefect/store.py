@@ -393,7 +393,7 @@ class ArtifactStore:
             manifest = manifest.model_copy(
                 update={"version": version, "created": datetime.now(timezone.utc)}
             )
-            data = manifest.model_dump_json(indent=1).encode()
+            data = manifest.model_dump_json().encode()
             try:
                 self.location.create_exclusive(f"{key_dir}/versions/{version}.json", data)
                 return manifest

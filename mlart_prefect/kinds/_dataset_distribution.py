@@ -126,17 +126,20 @@ def describe_distributions(
     counts = _row_histograms(matrix[kept], first[kept], last[kept], edges, bins)
 
     positions, ranks = _rank_positions(size, quantiles)
-    selected = np.partition(matrix[kept], ranks, axis=1)
+    # One conversion to Python numbers per array, not per row: .tolist() gives what .item()
+    # gives for each value.
+    picked = np.partition(matrix[kept], ranks, axis=1)[:, ranks].tolist()
+    edge_rows, count_rows = edges.tolist(), counts.tolist()
     result: list[Distribution | None] = [None] * rows
     for index, row in enumerate(kept.tolist()):
-        found = {rank: selected[index, rank].item() for rank in ranks}
+        values = picked[index]
         low, high = minimum[row], maximum[row]
         if integer_rows is not None and integer_rows[row]:
-            found = {rank: int(value) for rank, value in found.items()}
+            values = [int(value) for value in values]
             low, high = int(low), int(high)
         result[row] = Distribution(
-            low, high, _interpolate(positions, found), 0,
-            edges[index].tolist(), counts[index].tolist(),
+            low, high, _interpolate(positions, dict(zip(ranks, values))), 0,
+            edge_rows[index], count_rows[index],
         )
     return result
 

@@ -41,6 +41,8 @@ class PreparedFrame:
         stored: The frame that is written: duplicate labels renamed, dicts and lists as JSON
             text, mixed time zones in UTC. Columns are never copied unless changed.
         names: Unique readable names of the data columns (preview and statistics use them).
+        dtypes: The dtypes of the original frame's columns, read once (``frame.dtypes`` builds
+            a new Series on every access).
         index_names: Readable names of the index levels, unique against ``names``.
         encodings: Schema additions per data column position (``encoding``, ``converted``).
         renamed: Record of the original labels when duplicates were renamed, else None.
@@ -51,6 +53,7 @@ class PreparedFrame:
     stored: pd.DataFrame
     names: list[str]
     index_names: list[str]
+    dtypes: list[Any]
     encodings: dict[int, dict[str, str]] = field(default_factory=dict)
     renamed: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
@@ -69,6 +72,7 @@ def prepare_frame(frame: pd.DataFrame) -> PreparedFrame:
         stored=frame,
         names=names,
         index_names=index_level_names(frame.index, taken=names),
+        dtypes=frame.dtypes.tolist(),
     )
     if not frame.columns.is_unique:
         _rename_duplicates(prepared)
@@ -100,7 +104,7 @@ def _rename_duplicates(prepared: PreparedFrame) -> None:
 def _plan_object_columns(prepared: PreparedFrame) -> None:
     frame = prepared.stored
     # One look at the dtypes: taking each column out of the frame costs more than checking it.
-    objects = [position for position, dtype in enumerate(frame.dtypes.tolist()) if dtype == object]
+    objects = [position for position, dtype in enumerate(prepared.dtypes) if dtype == object]
     for position in objects:
         values = frame.iloc[:, position].to_numpy()
         plan = plan_object_column(values, f"column {prepared.names[position]!r}")
@@ -185,8 +189,8 @@ def column_schema(
     ``categories`` (see ``categories_record``; ``text_categories`` is True for CSV).
     """
     frame = prepared.original
-    # frame.dtypes and table.schema build new objects on every access: read them once.
-    dtypes = frame.dtypes.tolist()
+    # table.schema builds new objects on every access: read it once.
+    dtypes = prepared.dtypes
     labels = frame.columns.tolist()
     arrow_types = table.schema.types
     entries = []

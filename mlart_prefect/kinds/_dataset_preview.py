@@ -51,7 +51,7 @@ def frame_preview(
     original = prepared.original
     rows = min(rows, len(original))
     shown = min(original.shape[1], MAX_PREVIEW_COLUMNS)
-    dtypes_of_columns = original.dtypes.tolist()[:shown]
+    dtypes_of_columns = prepared.dtypes[:shown]
     from_table = table.slice(0, rows) if table is not None else None
     head: pd.DataFrame | None = None
 
