@@ -12,7 +12,7 @@ import typer
 
 from mlart_prefect import _cli_render as render
 from mlart_prefect._filters import TIME_FORMS, parse_labels, parse_time
-from mlart_prefect.errors import MlartError
+from mlart_prefect.errors import ManifestError, MlartError
 
 if TYPE_CHECKING:
     from mlart_prefect.manifest import BodyRef, Manifest
@@ -439,22 +439,30 @@ def remove(
             f"'{reference}:{store.get(reference).version}') or a tag.",
             USAGE_EXIT_CODE,
         )
-    manifest = store.get(reference)
+    try:
+        manifest = store.get(reference)
+        target, details = manifest.ref, (
+            f"{manifest.kind}, created {render.format_time(manifest.created)} UTC"
+        )
+    except ManifestError as exc:
+        if reference.version is None:
+            raise
+        # A damaged version (an empty manifest after a power loss) is deleted by its number.
+        manifest, target, details = None, str(reference), f"its manifest cannot be read: {exc}"
 
     if not yes:
-        created = render.format_time(manifest.created)
-        question = f"Delete {manifest.ref} ({manifest.kind}, created {created} UTC)?"
+        question = f"Delete {target} ({details})?"
         try:
             confirmed = typer.confirm(question, default=False, err=True)
         except typer.Abort:
             raise _fail(
-                f"Did not delete {manifest.ref}: no reply on stdin. "
+                f"Did not delete {target}: no reply on stdin. "
                 "Pass --yes to delete without a prompt."
             ) from None
         if not confirmed:
-            raise _fail(f"Did not delete {manifest.ref}.")
-    store.delete(manifest.reference)
-    typer.echo(f"Deleted {manifest.ref}.")
+            raise _fail(f"Did not delete {target}.")
+    store.delete(manifest.reference if manifest is not None else reference)
+    typer.echo(f"Deleted {target}.")
 
 
 @app.command("gc")
@@ -525,13 +533,18 @@ def verify(
         for uri, message in report.bad_manifests:
             typer.echo(f"BAD MANIFEST  {uri}: {' '.join(message.split())}")
         problems = len(report.missing) + len(report.corrupt) + len(report.bad_manifests)
-        status = "OK" if report.ok else f"{problems} problems"
+        status = "OK" if report.ok else _count(problems, "problem")
         typer.echo(
-            f"Checked {report.bodies_checked} bodies of {report.versions_checked} versions: "
-            f"{status}."
+            f"Checked {_count(report.bodies_checked, 'body', 'bodies')} of "
+            f"{_count(report.versions_checked, 'version')}: {status}."
         )
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _count(number: int, singular: str, plural: str | None = None) -> str:
+    """Return "1 body" or "3 bodies"."""
+    return f"{number:,} {singular if number == 1 else plural or singular + 's'}"
 
 
 # -- web view ------------------------------------------------------------------------------------

@@ -702,12 +702,23 @@ class ArtifactStore:
             )
 
         paths = []
+        listed: dict[tuple[str, str], list[int]] = {}
         for name in projects:
             for key in self.keys(name):
                 numbers = self._version_numbers(self._key_dir(name, key))
+                listed[name, key] = numbers
                 chosen = numbers if all_versions else numbers[-1:]
                 paths.extend(self._manifest_path(name, key, n) for n in chosen)
-        found = [m for m in self._read_many(paths) if matches(m)]
+        read = list(self._read_many(paths))
+        if not all_versions:
+            # A key whose newest manifest is unreadable is shown by its newest readable one.
+            seen = {(m.project, m.key) for m in read}
+            for (name, key), numbers in listed.items():
+                if (name, key) not in seen and len(numbers) > 1:
+                    older = self._latest_of(name, key, numbers[:-1])
+                    if older is not None:
+                        read.append(older)
+        found = [m for m in read if matches(m)]
         found.sort(key=lambda m: (m.created, m.version), reverse=True)
         return found
 
@@ -747,10 +758,12 @@ class ArtifactStore:
                 f"{reference.project}/{reference.key} has no tag {tag!r}; its tags: {tags}."
             ) from None
 
-    def delete(self, ref: str | Reference, *, project: str | None = None) -> Manifest:
+    def delete(self, ref: str | Reference, *, project: str | None = None) -> Manifest | None:
         """Delete one version and the tags pointing at it; its bodies stay until ``gc``.
 
-        The number is never reused: a marker keeps it taken.
+        The number is never reused: a marker keeps it taken. A version named by its number is
+        deleted even when its manifest cannot be read (for example a file left empty by a
+        power loss); None is returned then, else the deleted manifest.
 
         Raises:
             InvalidReferenceError: The reference names no version or tag.
@@ -761,17 +774,27 @@ class ArtifactStore:
             raise InvalidNameError(
                 f"Refusing to delete {reference}: name a version ('{reference}:3') or a tag."
             )
-        manifest = self.get(reference)
-        key_dir = self._key_dir(manifest.project, manifest.key)
+        manifest: Manifest | None
         try:
-            self.location.create_exclusive(f"{key_dir}/versions/{manifest.version}.deleted", b"")
+            manifest = self.get(reference)
+        except ManifestError as exc:
+            if reference.version is None:
+                raise
+            logger.warning("Deleting %s, whose manifest cannot be read: %s", reference, exc)
+            manifest = None
+        project_name, key = reference.project, reference.key
+        version = manifest.version if manifest is not None else reference.version
+        assert version is not None
+        key_dir = self._key_dir(project_name, key)
+        try:
+            self.location.create_exclusive(f"{key_dir}/versions/{version}.deleted", b"")
         except FileExistsError:
             pass
-        self.location.remove(self._manifest_path(manifest.project, manifest.key, manifest.version))
-        for tag, version in self.tags(manifest.key, project=manifest.project).items():
-            if version == manifest.version:
-                self.location.remove(self._tag_path(manifest.project, manifest.key, tag))
-        logger.info("Deleted %s", manifest.ref)
+        self.location.remove(self._manifest_path(project_name, key, version))
+        for tag, tagged in self.tags(key, project=project_name).items():
+            if tagged == version:
+                self.location.remove(self._tag_path(project_name, key, tag))
+        logger.info("Deleted %s/%s:%d", project_name, key, version)
         return manifest
 
     # -- maintenance -------------------------------------------------------------------------

@@ -624,6 +624,21 @@ def test_rm_confirmed_on_stdin(store_path: Path, store: ArtifactStore) -> None:
     assert [m.version for m in store.versions("iris")] == [2]
 
 
+def test_rm_deletes_empty_manifest_version(store_path: Path, store: ArtifactStore) -> None:
+    (store_path / PROJECT / "artifacts" / "iris" / "versions" / "2.json").write_bytes(b"")
+
+    listed = mlart(store_path, "ls", "--json")
+    refused = mlart(store_path, "rm", "iris:2")
+    result = mlart(store_path, "rm", "iris:2", "--yes")
+
+    assert {row["ref"] for row in json.loads(listed.stdout)} >= {"iris/iris:1"}
+    assert "Delete iris/iris:2 (its manifest cannot be read:" in refused.stderr
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "Deleted iris/iris:2."
+    assert [m.version for m in store.versions("iris")] == [1]
+    assert mlart(store_path, "verify").exit_code == 0
+
+
 def test_rm_yes_deletes_tagged_version_and_tag(store_path: Path, store: ArtifactStore) -> None:
     result = mlart(store_path, "rm", "iris-model@production", "--yes")
     listed = mlart(store_path, "ls", "--all", "--kind", "model", "--json")

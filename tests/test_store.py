@@ -20,6 +20,7 @@ from mlart_prefect.errors import (
     IntegrityError,
     InvalidNameError,
     KindMismatchError,
+    ManifestError,
     NotFoundError,
     StoreUnavailableError,
 )
@@ -98,7 +99,7 @@ def test_saves_see_versions_of_other_writers(store: ArtifactStore) -> None:
     assert other.save("shared", blob(b"one"), kind="blob").version == 4
 
 
-def test_unchanged_save_returns_the_stored_manifest(local_store: ArtifactStore) -> None:
+def test_unchanged_save_returns_stored_manifest(local_store: ArtifactStore) -> None:
     spec = {"shape": (2, 3), "when": datetime(2024, 5, 1, tzinfo=timezone.utc)}
     first = local_store.save("spec", blob(b"x", spec=spec), kind="blob")
     again = local_store.save("spec", blob(b"x", spec=spec), kind="blob")
@@ -379,6 +380,25 @@ def test_bad_manifest_skipped_and_reported(
     assert reason in report.bad_manifests[0][1]
     assert report.bad_manifests[0][0].endswith("test/artifacts/k/versions/3.json")
     assert store.save("k", blob(b"4"), kind="blob").version == 4
+
+
+def test_damaged_version_skipped_and_deletable(store: ArtifactStore) -> None:
+    # What a power loss can leave without MLART_FSYNC: an empty newest manifest.
+    store.save("k", blob(b"1"), kind="blob")
+    store.save("k", blob(b"2"), kind="blob")
+    store.tag("k:2", "production")
+    store.location.write_atomic("test/artifacts/k/versions/2.json", b"")
+
+    assert [m.ref for m in store.search()] == ["test/k:1"]
+    assert store.delete("k:2") is None
+    assert store.tags("k") == {}
+    assert store.verify().bad_manifests == []
+    assert store.save("k", blob(b"3"), kind="blob").version == 3
+    # Named by a tag, a damaged version is refused: it is deleted by its number only.
+    store.tag("k:3", "gold")
+    store.location.write_atomic("test/artifacts/k/versions/3.json", b"{")
+    with pytest.raises(ManifestError):
+        store.delete("k@gold")
 
 
 # -- unusable store URLs ----------------------------------------------------------------------

@@ -114,7 +114,7 @@ def test_body_sha256_and_size_given_to_store(tmp_path):
 
 
 
-def test_parquet_dictionary_encodes_only_repeating_types(tmp_path):
+def test_parquet_dictionary_skips_continuous_types(tmp_path):
     import pyarrow.parquet as pq
 
     frame = pd.DataFrame(
@@ -591,7 +591,7 @@ def test_preview_of_special_values_is_readable_json(local_store):
     assert rows[1][1:8] == [None, None, None, None, None, "short", "-inf"]
 
 
-def test_preview_cells_from_arrow_equal_cells_from_pandas():
+def test_preview_arrow_cells_equal_pandas_cells():
     from mlart_prefect.kinds._dataset_frames import frame_to_arrow, prepare_frame
     from mlart_prefect.kinds._dataset_preview import frame_preview
 
@@ -630,7 +630,7 @@ def test_preview_cells_from_arrow_equal_cells_from_pandas():
     assert cells[0][8] == "2024-01-01T00:00:00.000000007"
 
 
-def test_dates_beyond_year_9999_are_stored_with_statistics(local_store):
+def test_dates_beyond_year_9999_stored(local_store):
     # numpy and pandas hold such dates in second units; Python's datetime cannot.
     stamps = np.array(["2020-01-01", "12000-05-01", "-500-01-01", "NaT"], dtype="datetime64[s]")
     frame = pd.DataFrame({"t": stamps})
