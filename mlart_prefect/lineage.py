@@ -393,7 +393,7 @@ def summarize_parameters(parameters: dict[str, Any] | None) -> dict[str, Any]:
 
 @functools.cache
 def _user_name() -> str:
-    """The login name, read once: ``getpass.getuser`` may look it up in the password file."""
+    """Return the login name, read once because ``getpass.getuser`` may read the password file."""
     return getpass.getuser()
 
 

@@ -297,8 +297,8 @@ class ArtifactStore:
         if latest is not None and self._same_metadata(
             latest, bodies, encoded, labels, description, input_refs
         ):
-            # Compare the spec with the stored manifest: a remembered one holds the spec as the
-            # kind built it, not in the JSON form read back.
+            # Compare the spec with the stored manifest: a remembered one contains the spec as
+            # the kind built it, not in the JSON form read back.
             try:
                 stored: Manifest | None = self._read_manifest(project, key, latest.version)
             except (NotFoundError, ManifestError):

@@ -195,10 +195,10 @@ def dictionary_columns(schema: pa.Schema) -> bool | list[str]:
     """Name the columns worth dictionary encoding: all but floats, timestamps and durations.
 
     Values of those types seldom repeat, so pyarrow builds a dictionary only to drop it for
-    plain encoding. Leaving them out made the benchmark frame's Parquet body both faster to
-    write and smaller: 0.39 against 0.51 ms and 64 against 71 kB at 1,000 rows, 220 against
-    257 ms and 54.6 against 55.9 MB at 1,000,000 rows (``python -m benchmarks.bench_kinds``'s
-    schema, one process). Integers, text, dates, booleans and categoricals keep it.
+    plain encoding. Leaving them out made the Parquet body of the frame that
+    ``python -m benchmarks.bench_kinds`` uses faster to write and smaller. At 1,000 rows it took
+    0.39 against 0.51 ms and 64 against 71 kB, at 1,000,000 rows 220 against 257 ms and 54.6
+    against 55.9 MB (one process). Integers, text, dates, booleans and categoricals keep it.
 
     Returns True (every column, pyarrow's default) for a schema with nested columns or a name
     containing ".", because pyarrow matches these names against the paths of leaf columns.

@@ -88,7 +88,7 @@ def frame_preview(
 
 
 def _same_in_arrow(dtype: Any) -> bool:
-    """Whether the Arrow column's Python values give the same cells as the pandas column's.
+    """Return whether the Arrow column's Python values give the same cells as the pandas one's.
 
     True for numpy integers, booleans, floats (NaN becomes null in Arrow, and both give null
     cells) and datetimes, and for pandas ``str`` and tz-aware datetime columns (pyarrow gives

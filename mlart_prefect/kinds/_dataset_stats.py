@@ -96,9 +96,9 @@ def _batched_numeric_statistics(
     """Compute the statistics of short numeric and temporal columns together, by position.
 
     Columns without nulls, NaN or infinities and with at most ``BATCH_MAX_VALUES`` rows go
-    through ``describe_distributions`` in groups: float64 columns, integer columns within
-    +-2**53 and temporal columns whose span is within 2**53 units form one float64 group, other
-    types one group per Arrow type. The result of each is equal to what ``column_statistics``
+    through ``describe_distributions`` in groups. Float64 columns, integer columns within
+    +-2**53 and temporal columns whose span is within 2**53 units form one float64 group. Other
+    types form one group per Arrow type. The result of each is equal to what ``column_statistics``
     gives. Columns left out (other types, single columns of a type, rows the batch declines, or
     all when the batch fails) are computed one by one.
     """
@@ -310,8 +310,8 @@ def _temporal_statistics(data: pa.ChunkedArray) -> dict[str, Any]:
     import numpy as np
 
     integers = _numpy_values(_temporal_integers(data))
-    # Everything is computed on the distances from the minimum, which float64 holds exactly
-    # where it could not hold the values themselves (nanosecond timestamps).
+    # Everything is computed on the distances from the minimum, which float64 represents
+    # exactly where it cannot represent the values themselves (nanosecond timestamps).
     base = int(integers.min()) if integers.size else 0
     offsets = integers.astype(np.int64) - np.int64(base)
     distribution = describe_distribution(
@@ -402,8 +402,11 @@ def _as_temporal(values: list[float | int | None], type_: pa.DataType) -> list[A
 
 
 def _numpy_iso_texts(array: pa.Array) -> list[Any]:
-    """ISO text of any timestamps or dates by numpy, which has no year limit ("12000-05-01",
-    UTC with a "Z" for tz-aware timestamps); durations as pandas' text."""
+    """Return the ISO text of timestamps or dates, made by numpy, which has no year limit.
+
+    The text looks like "12000-05-01T00:00:00", in UTC with a "Z" for tz-aware timestamps.
+    Durations get pandas' text.
+    """
     import numpy as np
     import pyarrow as pa
 
@@ -426,11 +429,11 @@ _UNIT_STEPS = {
 
 
 def _iso_texts(integers: list[int | None], type_: pa.DataType) -> list[Any] | None:
-    """ISO text of date32 days or of naive or UTC timestamps in s, ms or us, as the Arrow
-    conversion gives it, computed with the standard library; None for other types.
+    """Return the ISO text of date32 days, or of naive or UTC timestamps in s, ms or us.
 
-    Statistics convert about 26 values per column, for which pyarrow's calls cost more than
-    the work.
+    The text equals what the Arrow conversion gives, but the standard library makes it faster
+    for the about 26 values a column's statistics convert. Returns None for other types and
+    for values beyond the years 1 to 9999.
     """
     import pyarrow as pa
 
@@ -448,7 +451,7 @@ def _iso_texts(integers: list[int | None], type_: pa.DataType) -> list[Any] | No
             return None
         step = _UNIT_STEPS[type_.unit]
         return [None if v is None else (epoch + v * step).isoformat() for v in integers]
-    except OverflowError:  # beyond the years 1 to 9999: let Arrow say what it makes of them
+    except OverflowError:  # beyond the years 1 to 9999: the caller's Arrow path handles them
         return None
 
 
