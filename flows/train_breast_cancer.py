@@ -173,12 +173,18 @@ def train_breast_cancer(
 def latest_versions() -> list[Manifest]:
     """Return the latest version of every key this flow writes, sorted by key.
 
+    The model's extra data saved as versions of their own (the test predictions) are included.
     A run that stores content equal to a key's latest version gets that version back instead of
     a new one, so the latest versions are what the last run produced.
     NOTE: runs of this flow that overlap on one store may interleave their versions here.
     """
     store = api.get_store()
-    return sorted((store.get(key) for key in ARTIFACT_KEYS), key=lambda m: m.key)
+    manifests = [store.get(key) for key in ARTIFACT_KEYS]
+    model = next(manifest for manifest in manifests if manifest.key == MODEL_KEY)
+    for entry in model.spec["extra_data"].values():
+        if entry["type"] == "artifact":
+            manifests.append(store.get(entry["ref"]))
+    return sorted(manifests, key=lambda m: m.key)
 
 
 def _command(name: str) -> str:
@@ -193,8 +199,10 @@ def print_summary(flow_run_id: str) -> None:
     """Print the versions the run stored and the commands that show them."""
     store = api.get_store()
     print(f"\nArtifacts in {store.url}:")
-    for manifest in latest_versions():
-        print(f"  {manifest.kind:<8} {manifest.ref:<45} {manifest.body().uri}")
+    manifests = latest_versions()
+    width = max(len(manifest.ref) for manifest in manifests)
+    for manifest in manifests:
+        print(f"  {manifest.kind:<8} {manifest.ref:<{width}}  {manifest.body().uri}")
 
     mlart, prefect = _command("mlart"), _command("prefect")
     model = f"{store.project}/{MODEL_KEY}"

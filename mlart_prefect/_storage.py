@@ -40,13 +40,22 @@ class StorageLocation:
     filesystem and a bad URL fails at the first operation, with ``StoreUnavailableError`` naming the URL and the cause.
     """
 
-    def __init__(self, url: str, storage_options: dict[str, Any], *, fsync: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        storage_options: dict[str, Any],
+        *,
+        fsync: bool = False,
+        origin: str | None = None,
+    ) -> None:
         if _is_local(url):
             url = str(Path(url.removeprefix("file://")).expanduser().absolute())
         self.url = url.rstrip("/") or url
         self.local = _is_local(url)
         self._options = dict(storage_options)
         self.fsync = fsync
+        self._origin = origin
+        self._root_ready = False
         self._fs: Any = None
         self._root = ""
 
@@ -68,7 +77,8 @@ class StorageLocation:
 
     def _fail(self, cause: str, exc: BaseException | None = None) -> StoreUnavailableError:
         detail = f": {exc}" if exc is not None and str(exc) else ""
-        return StoreUnavailableError(f"Cannot use store {self.url!r}: {cause}{detail}")
+        origin = f" (set by {self._origin})" if self._origin else ""
+        return StoreUnavailableError(f"Cannot use store {self.url!r}{origin}: {cause}{detail}")
 
     def _connect(self) -> None:
         import fsspec
@@ -90,18 +100,36 @@ class StorageLocation:
         self._fs, self._root = fs, root
 
     def _check_local(self, root: Path) -> None:
+        """Check that ``root`` can be a folder.
+
+        The folder is created by the first write, not here, so reading through a mistyped path
+        creates nothing, and a read-only folder can be read.
+        """
         try:
             if root.exists() and not root.is_dir():
                 raise self._fail(f"{root} is a file, not a folder")
-            root.mkdir(parents=True, exist_ok=True)
+            existing = next((parent for parent in root.parents if parent.exists()), None)
         except PermissionError as exc:
             raise self._fail(f"no permission to access {root}", exc) from exc
-        except NotADirectoryError as exc:
+        if existing is not None and not existing.is_dir():
+            raise self._fail(f"a part of the path is a file, not a folder: {existing}")
+
+    def _ensure_root(self) -> None:
+        """Create a local store's root folder before the first write, once."""
+        if not self.local or self._root_ready:
+            return
+        root = Path(self.root)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except PermissionError as exc:
+            raise self._fail(f"no permission to create {root}", exc) from exc
+        except (NotADirectoryError, FileExistsError) as exc:
             raise self._fail("a part of the path is a file, not a folder", exc) from exc
         except OSError as exc:
             raise self._fail("the folder cannot be created", exc) from exc
         if not os.access(root, os.W_OK | os.X_OK):
             raise self._fail(f"no permission to write in {root}")
+        self._root_ready = True
 
     def _check_bucket(self, fs: Any, root: str) -> None:
         bucket = root.split("/", 1)[0]
@@ -138,6 +166,7 @@ class StorageLocation:
         """Return a folder inside a local store for work files (same disk, so moves are renames)."""
         if not self.local:
             return None
+        self._ensure_root()
         folder = Path(self.root) / ".staging"
         folder.mkdir(parents=True, exist_ok=True)
         return str(folder)
@@ -244,6 +273,7 @@ class StorageLocation:
         if not self.local:
             self.fs.pipe_file(path, data)
             return
+        self._ensure_root()
         os.makedirs(os.path.dirname(path), exist_ok=True)
         temp = self._local_temp(path)
         try:
@@ -264,6 +294,7 @@ class StorageLocation:
         if not self.local:
             self.fs.put_file(os.fspath(source), path)
             return
+        self._ensure_root()
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self._flush_file(os.fspath(source))
         try:
@@ -288,6 +319,7 @@ class StorageLocation:
         if not self.local:
             self.fs.pipe_file(path, data, mode="create")
             return
+        self._ensure_root()
         os.makedirs(os.path.dirname(path), exist_ok=True)
         temp = self._local_temp(path)
         try:

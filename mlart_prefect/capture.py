@@ -7,6 +7,7 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from mlart_prefect import api, lineage
@@ -401,6 +402,7 @@ def _warn_unused_options(spec: CaptureSpec, captures: list[_Capture]) -> None:
 
 
 def _save(capture: _Capture, spec: CaptureSpec) -> Manifest:
+    started = datetime.now(timezone.utc)
     manifest = api.save(
         capture.key,
         capture.value,
@@ -415,7 +417,16 @@ def _save(capture: _Capture, spec: CaptureSpec) -> Manifest:
     if capture.tag:
         manifest_store = spec.store or api.get_store()
         manifest_store.tag(manifest.ref, capture.tag)
-    lineage.run_logger().info("Captured %s (%s) from task %r", manifest.ref, manifest.kind, spec.task_name)
+    if manifest.created < started:
+        # The store returned the key's latest version, whose content is the same.
+        lineage.run_logger().info(
+            "Reused %s (%s) for task %r: the value is unchanged since that version",
+            manifest.ref, manifest.kind, spec.task_name,
+        )
+    else:
+        lineage.run_logger().info(
+            "Captured %s (%s) from task %r", manifest.ref, manifest.kind, spec.task_name
+        )
 
     # A result serializer of this task then points at this version instead of saving it again.
     from mlart_prefect import results

@@ -198,7 +198,9 @@ def list_artifacts(
         return
     if not found:
         where = "the store" if all_projects else f"project {store.project!r}"
-        typer.echo(f"No artifacts match in {where} of {store.url}.", err=True)
+        missing = store.location.local and not Path(store.url).exists()
+        note = " The folder does not exist: check the path, or save a first artifact." if missing else ""
+        typer.echo(f"No artifacts match in {where} of {store.url}.{note}", err=True)
         return
     rows = render.listing_rows(found, with_project=all_projects)
     typer.echo(render.plain_table(render.LISTING_COLUMNS, rows))

@@ -123,12 +123,22 @@ class Reference(BaseModel):
             raise InvalidReferenceError(
                 f"Invalid reference {text!r}: expected at most one '/', between project and key."
             )
-        return cls(
-            project=validate_name(project, "project"),
-            key=validate_name(key, "key"),
-            version=version,
-            tag=tag,
-        )
+        try:
+            return cls(
+                project=validate_name(project, "project"),
+                key=validate_name(key, "key"),
+                version=version,
+                tag=tag,
+            )
+        except InvalidNameError as exc:
+            if len(parts) == 1:
+                raise
+            # A path such as "../data.parquet" splits into a project and a key: name both.
+            raise InvalidNameError(
+                f"{exc} The reference {text!r} was read as project {project!r} and key {key!r}. "
+                "A reference names a stored version as 'key', 'key:3', 'key@tag' or "
+                "'project/key:3', not a file path."
+            ) from None
 
 
 class BodyRef(BaseModel):

@@ -157,8 +157,9 @@ class ArtifactStore:
             writing process dying at any point, but an operating-system crash or power loss
             can lose or empty the files of the last seconds' saves.
 
-    The URL is checked at first use; a store that cannot be used raises
-    ``StoreUnavailableError`` naming the URL and the cause.
+    The URL is checked at first use, and a store that cannot be used raises
+    ``StoreUnavailableError`` naming the URL and the cause. A local folder is created by the
+    first save, so reading through a mistyped path creates nothing.
 
     Example:
         ```python
@@ -180,10 +181,12 @@ class ArtifactStore:
 
         settings = get_settings()
         options = settings.storage_options if storage_options is None else storage_options
+        from_environment = url is None and "MLART_STORE_URL" in os.environ
         self.location = StorageLocation(
             str(url) if url is not None else settings.store_url,
             options,
             fsync=settings.fsync if fsync is None else fsync,
+            origin="MLART_STORE_URL" if from_environment else None,
         )
         self.project = validate_name(project or settings.project, "project")
         self._staging = StagingFolders(self.location.local_staging_parent)

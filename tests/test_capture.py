@@ -387,6 +387,37 @@ def test_dict_return_captures_each_value(run_store: ArtifactStore, caplog: pytes
     assert "not capturing 'rows'" in caplog.text
 
 
+def test_rerun_logs_reused_version(run_store: ArtifactStore, caplog: pytest.LogCaptureFixture) -> None:
+    from prefect import flow
+
+    frame = small_frame(0, rows=4)
+
+    @artifact_task(key="stable", publish=False)
+    def make() -> pd.DataFrame:
+        return frame
+
+    @flow
+    def pipeline() -> None:
+        make()
+
+    # Prefect's run loggers do not propagate to the root logger, where caplog listens.
+    task_logger = logging.getLogger("prefect.task_runs")
+    task_logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="prefect.task_runs"):
+            pipeline()
+            first_log = caplog.text
+            caplog.clear()
+            pipeline()
+    finally:
+        task_logger.removeHandler(caplog.handler)
+
+    assert [m.version for m in run_store.versions("stable")] == [1]
+    assert "Captured test/stable:1 (dataset) from task 'make'" in first_log
+    assert "Reused test/stable:1 (dataset) for task 'make': the value is unchanged" in caplog.text
+    assert "Captured" not in caplog.text
+
+
 def test_tuple_and_named_tuple_returns(run_store: ArtifactStore) -> None:
     from prefect import flow
     from sklearn.tree import DecisionTreeClassifier

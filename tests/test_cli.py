@@ -624,6 +624,17 @@ def test_rm_confirmed_on_stdin(store_path: Path, store: ArtifactStore) -> None:
     assert [m.version for m in store.versions("iris")] == [2]
 
 
+def test_ls_of_missing_folder_says_so(tmp_path: Path) -> None:
+    missing = tmp_path / "typo"
+
+    result = mlart(missing, "ls")
+
+    assert result.exit_code == 0, result.output
+    assert "No artifacts match" in result.stderr
+    assert "The folder does not exist: check the path" in result.stderr
+    assert not missing.exists()
+
+
 def test_rm_deletes_empty_manifest_version(store_path: Path, store: ArtifactStore) -> None:
     (store_path / PROJECT / "artifacts" / "iris" / "versions" / "2.json").write_bytes(b"")
 

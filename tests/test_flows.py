@@ -151,6 +151,7 @@ def test_summary_lists_versions_and_commands(
     printed = capsys.readouterr().out
 
     assert "test/breast-cancer-model:1" in printed
+    assert "test/breast-cancer-model-test-predictions:1" in printed
     assert "mlart ls" in printed
     assert "mlart show test/breast-cancer-model" in printed
     assert "mlart ui" in printed

@@ -200,6 +200,16 @@ def test_invalid_tag_and_project_rejected(store: ArtifactStore, name: str) -> No
         store.save("k", blob(b"x"), kind="blob", project=name)
 
 
+def test_path_like_reference_explained(store: ArtifactStore) -> None:
+    with pytest.raises(InvalidNameError) as raised:
+        store.get("../data.parquet:1")
+
+    message = str(raised.value)
+    assert message.startswith("Invalid project '..'")
+    assert "read as project '..' and key 'data.parquet'" in message
+    assert "not a file path" in message
+
+
 def test_invalid_name_message_names_value_and_rule() -> None:
     from mlart_prefect.manifest import validate_name
 
@@ -448,17 +458,31 @@ def test_no_permission(tmp_path: Path) -> None:
         "import fsspec.core\n"
         "from mlart_prefect.store import ArtifactStore\n"
         "from mlart_prefect.errors import StoreUnavailableError\n"
+        "from tests._store_workers import blob\n"
         f"store = ArtifactStore({str(root)!r})\n"
         "fsspec.core.url_to_fs(store.url)\n"
         "if os.getuid() == 0: os.setgid(65534); os.setuid(65534)\n"
-        "try: store.keys()\n"
+        "assert store.keys() == [], 'a read-only folder can be read'\n"
+        "try: store.save('k', blob(b'x'), kind='blob')\n"
         "except StoreUnavailableError as exc: print(exc); sys.exit(0)\n"
         "sys.exit(3)\n"
     )
     env = {**os.environ, "HOME": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert f"Cannot use store {str(root)!r}: no permission to " in result.stdout
+    assert f"Cannot use store {str(root)!r}: no permission to write in {root}" in result.stdout
+
+
+def test_reads_create_no_folder(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "typo" / "store", project="test")
+
+    assert store.keys() == []
+    assert store.search() == []
+    with pytest.raises(NotFoundError):
+        store.get("k")
+    assert not (tmp_path / "typo").exists()
+    assert store.save("k", blob(b"x"), kind="blob").version == 1
+    assert (tmp_path / "typo" / "store" / "test" / "artifacts" / "k").is_dir()
 
 
 # -- concurrency and crashes ------------------------------------------------------------------
@@ -517,6 +541,22 @@ def test_killed_writer_leaves_no_version(request: pytest.FixtureRequest, backend
     assert len(_body_files(store)) == 1
     assert store.read_bytes(store.get("crash")) == b"committed"
     assert store.save("crash", blob(b"next"), kind="blob").version == 2
+
+
+def test_error_names_the_url_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from mlart_prefect.settings import get_settings
+
+    (tmp_path / "plain-file").write_text("x")
+    monkeypatch.setenv("MLART_STORE_URL", str(tmp_path / "plain-file"))
+    get_settings(reload=True)
+
+    with pytest.raises(StoreUnavailableError) as raised:
+        ArtifactStore().keys()
+    with pytest.raises(StoreUnavailableError) as given:
+        ArtifactStore(tmp_path / "plain-file").keys()
+
+    assert f"'{tmp_path / 'plain-file'}' (set by MLART_STORE_URL): " in str(raised.value)
+    assert "MLART_STORE_URL" not in str(given.value)
 
 
 def test_store_from_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
