@@ -49,6 +49,12 @@ class _BoundedIndex:
             while len(self._items) > MAX_TRACKED_RUNS:
                 self._items.popitem(last=False)
 
+    def discard(self, name: Hashable, refs: Iterable[str]) -> None:
+        with self._lock:
+            if name in self._items:
+                unwanted = set(refs)
+                self._items[name] = [ref for ref in self._items[name] if ref not in unwanted]
+
     def get(self, name: Hashable) -> list[str] | None:
         with self._lock:
             refs = self._items.get(name)
@@ -174,17 +180,54 @@ def consumed_inputs(*, store: ArtifactStore | None = None, project: str | None =
 
 def upstream_task_run_ids() -> list[str]:
     """Return the ids of the task runs whose results the current task run received."""
+    return list(_upstream_arguments())
+
+
+def _upstream_arguments() -> dict[str, list[Any]]:
+    """Return each upstream task run's id with the argument values that came from it.
+
+    Prefect records these per parameter in ``task_run.task_inputs``; the order is as found.
+    """
     task_ctx = _task_run_context()
     if task_ctx is None:
-        return []
-    ids: list[str] = []
+        return {}
+    parameters = task_ctx.parameters or {}
+    arguments: dict[str, list[Any]] = {}
     for name, inputs in (task_ctx.task_run.task_inputs or {}).items():
         if name in _NON_DATA_INPUTS:
             continue
         for item in inputs:
-            if getattr(item, "input_type", None) == "task_run" and str(item.id) not in ids:
-                ids.append(str(item.id))
-    return ids
+            if getattr(item, "input_type", None) == "task_run":
+                values = arguments.setdefault(str(item.id), [])
+                if name in parameters:
+                    values.append(parameters[name])
+    return arguments
+
+
+def _passed_versions(values: list[Any], produced: list[str], store_url: str) -> list[str] | None:
+    """Return the versions among ``produced`` that are the argument ``values`` themselves.
+
+    The capture remembers each saved value by identity, so an argument that is the very object
+    an upstream task saved names its version. An argument that is a dict, list or tuple is
+    matched by its items. Returns None when some argument matches none of ``produced`` (it was
+    derived or is not a saved value), and the caller then takes every version of that task run.
+    """
+    from mlart_prefect import results  # imported here: results imports Prefect, which is slow
+
+    matched: list[str] = []
+    for value in values:
+        items = list(value.values()) if isinstance(value, dict) else (
+            list(value) if isinstance(value, (list, tuple)) else [value]
+        )
+        refs = [
+            entry.manifest.ref for entry in map(results.remembered_version, items)
+            if entry is not None and entry.store_url in (None, store_url)
+            and entry.manifest.ref in produced
+        ]
+        if not refs:
+            return None
+        matched.extend(ref for ref in refs if ref not in matched)
+    return matched or None
 
 
 def upstream_versions(*, store: ArtifactStore | None = None, project: str | None = None) -> list[str]:
@@ -202,11 +245,14 @@ def upstream_versions(*, store: ArtifactStore | None = None, project: str | None
     store = store or _default_store()
     refs: list[str] = []
     missing: list[str] = []
-    for task_run_id in upstream_task_run_ids():
+    for task_run_id, values in _upstream_arguments().items():
         found = _produced_by_task_run.get((store.url, task_run_id))
         if found is None:
             missing.append(task_run_id)
-        for ref in found or ():
+            continue
+        # Only the versions of the values passed, when they are known: a task that saved a
+        # train and a test set passes on only the test set to a task that receives it.
+        for ref in _passed_versions(values, found, store.url) or found:
             if ref not in refs:
                 refs.append(ref)
     if missing and not _tasks_run_in_this_process():
@@ -253,10 +299,30 @@ def _scan_produced(store: ArtifactStore, project: str, flow_ctx: Any) -> tuple[d
     scanned_at = datetime.now(timezone.utc)
     since = _flow_run_start(flow_ctx.flow_run) if flow_ctx is not None else None
     produced: dict[str, list[str]] = {}
+    parts: dict[str, set[str]] = {}
     for manifest in reversed(store.search(project=project, all_versions=True, since=since)):
-        if manifest.producer.task_run_id is not None:
-            produced.setdefault(manifest.producer.task_run_id, []).append(manifest.ref)
+        task_run_id = manifest.producer.task_run_id
+        if task_run_id is not None:
+            produced.setdefault(task_run_id, []).append(manifest.ref)
+            parts.setdefault(task_run_id, set()).update(parts_of(manifest))
+    for task_run_id, refs in produced.items():
+        refs[:] = [ref for ref in refs if ref not in parts[task_run_id]]
     return scanned_at, produced
+
+
+def parts_of(manifest: Manifest) -> list[str]:
+    """Return the versions saved as parts of ``manifest``.
+
+    These are a model's extra data saved as versions of their own. Lineage lists them under the
+    model, not among the outputs its task passes on to later tasks.
+    """
+    extra = manifest.spec.get("extra_data") if manifest.kind == "model" else None
+    if not isinstance(extra, dict):
+        return []
+    return [
+        entry["ref"] for entry in extra.values()
+        if isinstance(entry, dict) and entry.get("type") == "artifact" and "ref" in entry
+    ]
 
 
 def record_produced(
@@ -282,6 +348,7 @@ def record_produced(
     flow_run_id = flow_run_id or manifest.producer.flow_run_id
     if task_run_id is not None:
         _produced_by_task_run.add((store.url, task_run_id), manifest.ref)
+        _produced_by_task_run.discard((store.url, task_run_id), parts_of(manifest))
     if flow_run_id is not None:
         run_key = (store.url, flow_run_id, manifest.project, manifest.key)
         _produced_in_flow_run.add(run_key, manifest.ref, replace=True)

@@ -87,7 +87,8 @@ class _StrongRef:
         return self._value
 
 
-def _remembered_version(value: Any) -> _Saved | None:
+def remembered_version(value: Any) -> _Saved | None:
+    """Return the version ``remember_saved`` noted for this very object, or None."""
     with _remembered_lock:
         entry = _remembered.get(id(value))
     if entry is None or entry.value_ref() is not value:
@@ -222,7 +223,7 @@ class ArtifactSerializer(Serializer):
         return "result"
 
     def _encode(self, value: Any, key: str, store: ArtifactStore, *, top_level: bool) -> dict[str, Any]:
-        saved = _remembered_version(value)
+        saved = remembered_version(value)
         if saved is not None:
             logger.debug("Result is %s, stored by the capture", saved.manifest.ref)
             node = _artifact_node(saved.manifest)
@@ -319,7 +320,7 @@ def _is_artifact_container(value: Any) -> bool:
         items = list(value)
     else:
         return False
-    return any(_remembered_version(item) is not None or has_kind(item) for item in items)
+    return any(remembered_version(item) is not None or has_kind(item) for item in items)
 
 
 def _load_artifact(node: dict[str, Any], store: ArtifactStore, written_to: str | None) -> Any:

@@ -110,6 +110,11 @@ def test_flow_lineage(flow_run: dict[str, Any], local_store: ArtifactStore) -> N
     assert train.inputs == ["test/breast-cancer-data:1"]
     assert "test/breast-cancer-test:1" in local_store.get("roc-curve").inputs
     assert "test/breast-cancer-train:1" in local_store.get("feature-importance").inputs
+    # A plot made from the model and the test set lists those two versions: not the model's
+    # extra-data dataset, nor the train set that the split task saved with the test set.
+    assert local_store.get("confusion-matrix").inputs == [
+        "test/breast-cancer-model:1", "test/breast-cancer-test:1"
+    ]
 
 
 def test_flow_plots_are_images(flow_run: dict[str, Any], local_store: ArtifactStore) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from mlart_prefect import api, lineage
-from mlart_prefect.capture import artifact_task, get_run_context
+from mlart_prefect.capture import Model, artifact_task, get_run_context
 from mlart_prefect.store import ArtifactStore
 
 
@@ -218,6 +218,80 @@ def test_upstream_versions_found_in_store_when_not_indexed(
     # Both saves of the consumer reuse one scan of the store.
     assert len(searches) == 1
     assert searches[0]["all_versions"] is True
+
+
+def test_inputs_are_the_values_passed(run_store: ArtifactStore) -> None:
+    from prefect import flow, task
+
+    @artifact_task(key="parts")
+    def split() -> dict[str, pd.DataFrame]:
+        return {"train": frame(0), "test": frame(10)}
+
+    @artifact_task(key="scored")
+    def score(test: pd.DataFrame) -> pd.DataFrame:
+        return test * 2
+
+    @artifact_task(key="summed")
+    def total(parts: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        return parts["train"] + parts["test"]
+
+    @task
+    def copy(df: pd.DataFrame) -> pd.DataFrame:
+        return df.copy()
+
+    @artifact_task(key="copied")
+    def keep(df: pd.DataFrame) -> pd.DataFrame:
+        return df
+
+    @flow
+    def pipeline() -> None:
+        parts = split()
+        score(parts["test"])
+        total(parts)
+        keep(copy(parts["test"]))
+
+    pipeline()
+
+    assert run_store.get("scored").inputs == ["test/parts-test:1"]
+    assert run_store.get("summed").inputs == ["test/parts-test:1", "test/parts-train:1"]
+    # copy saves nothing, so its result names no upstream version.
+    assert run_store.get("copied").inputs == []
+
+
+def test_model_extra_data_not_passed_downstream(
+    run_store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect import flow, task
+
+    # Each run saves new versions: a scan finds only versions created during its flow run.
+    @artifact_task(key="fitted")
+    def fit(run: int) -> Model:
+        return Model({"weights": [1, 2, run]}, extra_data={"residuals": frame(run, 3)})
+
+    @task
+    def forget(model: Any) -> Any:
+        lineage.clear_indexes()
+        return model
+
+    @artifact_task(key="scored")
+    def score(model: Any, run: int) -> pd.DataFrame:
+        return pd.DataFrame({"weight": model["weights"], "run": run})
+
+    @flow
+    def pipeline(scan: bool) -> None:
+        model = fit.submit(int(scan))
+        if scan:
+            forget.submit(model).wait()
+        score.submit(model, int(scan)).wait()
+
+    pipeline(scan=False)
+    monkeypatch.setattr(lineage, "_tasks_run_in_this_process", lambda: False)
+    pipeline(scan=True)
+
+    # Found in this process's index, then by a scan of the store.
+    assert run_store.get("scored:1").inputs == ["test/fitted:1"]
+    assert run_store.get("scored:2").inputs == ["test/fitted:2"]
+    assert run_store.get("fitted-residuals").ref == "test/fitted-residuals:2"
 
 
 def test_process_pool_runner_records_no_upstream(
