@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from mlart_prefect._readers import VerifyingReader, VersionReader
 from mlart_prefect._staging import StagingFolders
 from mlart_prefect import _maintenance
 from mlart_prefect._storage import HASH_CHUNK, StorageLocation, sha256_file
@@ -68,63 +69,6 @@ def _clean_labels(labels: dict[str, Any] | None) -> dict[str, str]:
             )
         cleaned[name] = str(value)
     return cleaned
-
-
-class _VerifyingReader:
-    """A read-only stream that checks size and sha256 once the whole body has been read."""
-
-    def __init__(self, raw: BinaryIO, body: BodyRef, ref: str) -> None:
-        self._raw = raw
-        self._body = body
-        self._ref = ref
-        self._digest = hashlib.sha256()
-        self._size = 0
-        self._checked = False
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self._digest.update(data)
-        self._size += len(data)
-        if not data or size is None or size < 0:
-            self._check()
-        return data
-
-    def _check(self) -> None:
-        if self._checked:
-            return
-        self._checked = True
-        if self._size != self._body.size or self._digest.hexdigest() != self._body.sha256:
-            raise IntegrityError(
-                f"Body {self._body.name!r} of {self._ref} is corrupt: expected "
-                f"{self._body.size} bytes with sha256 {self._body.sha256}, read {self._size} "
-                f"bytes with sha256 {self._digest.hexdigest()} at {self._body.uri}."
-            )
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self._raw.close()
-
-    def __enter__(self) -> _VerifyingReader:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-class _Reader:
-    """BodyReader over one version of a store."""
-
-    def __init__(self, store: ArtifactStore, manifest: Manifest) -> None:
-        self._store = store
-        self._manifest = manifest
-
-    def read_bytes(self, name: str | None = None) -> bytes:
-        return self._store.read_bytes(self._manifest, name)
-
-    def open(self, name: str | None = None) -> BinaryIO:
-        return self._store.open(self._manifest, name)
 
 
 class ArtifactStore:
@@ -523,9 +467,9 @@ class ArtifactStore:
             raise self._not_found(project, key, "versions")
         return latest
 
-    def reader(self, manifest: Manifest) -> _Reader:
+    def reader(self, manifest: Manifest) -> VersionReader:
         """Return a BodyReader over the bodies of ``manifest``."""
-        return _Reader(self, manifest)
+        return VersionReader(self, manifest)
 
     def _body_location(self, manifest: Manifest, name: str | None) -> tuple[BodyRef, str]:
         body = manifest.body(name)
@@ -571,7 +515,7 @@ class ArtifactStore:
             raise IntegrityError(
                 f"Body {body.name!r} of {manifest.ref} is missing at {body.uri}."
             ) from None
-        return _VerifyingReader(raw, body, manifest.ref)  # type: ignore[return-value]
+        return VerifyingReader(raw, body, manifest.ref)  # type: ignore[return-value]
 
     def download(self, manifest: Manifest, destination: str | os.PathLike[str], name: str | None = None,
                  *, progress: Any = None) -> Path:
