@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -218,37 +219,51 @@ Until = Annotated[
 Page = Annotated[int, Query(ge=1, description="Page number, from 1.")]
 
 
+def list_filters(
+    project: Project = "",
+    kind: Kind = "",
+    label: Labels = None,
+    q: Text = "",
+    since: Since = "",
+    until: Until = "",
+    flow: Annotated[str, Query(description="Only versions produced by this Prefect flow.")] = "",
+    owner: Annotated[str, Query(description="Only versions with this owner.")] = "",
+    all_versions: Annotated[
+        bool, Query(description="List every version, not only the latest of each key.")
+    ] = False,
+    page: Page = 1,
+    per_page: Annotated[
+        int, Query(ge=1, le=MAX_PER_PAGE, description="Versions per page.")
+    ] = PER_PAGE,
+) -> ListFilters:
+    """Read the filters of the list page and of ``/api/artifacts`` from the query string."""
+    return ListFilters(
+        project=project,
+        kind=kind,
+        label=label or [],
+        text=q,
+        since=since,
+        until=until,
+        flow=flow,
+        owner=owner,
+        all_versions=all_versions,
+        page=page,
+        per_page=per_page,
+    )
+
+
+Filters = Annotated[ListFilters, Depends(list_filters)]
+
+
 def _add_pages(app: FastAPI, view: _WebView) -> None:
     @app.get("/", include_in_schema=False)
     def home(request: Request) -> RedirectResponse:
         return RedirectResponse(f"{request.scope.get('root_path', '')}/artifacts", status_code=307)
 
     @app.get("/artifacts", response_class=HTMLResponse, include_in_schema=False)
-    def artifacts_page(
-        request: Request,
-        project: Project = "",
-        kind: Kind = "",
-        label: Labels = None,
-        q: Text = "",
-        since: Since = "",
-        until: Until = "",
-        flow: str = "",
-        owner: str = "",
-        all_versions: bool = False,
-        page: Page = 1,
-    ) -> HTMLResponse:
-        filters = ListFilters(
-            project=project or view.store.project,
-            kind=kind,
-            label=label or [],
-            text=q,
-            since=since,
-            until=until,
-            flow=flow,
-            owner=owner,
-            all_versions=all_versions,
-            page=page,
-        )
+    def artifacts_page(request: Request, filters: Filters) -> HTMLResponse:
+        # The form shows the store's project selected when the query names none.
+        filters = replace(filters, project=filters.project or view.store.project)
         try:
             listing = search_page(view.store, filters)
         except MlartError as exc:
@@ -328,33 +343,8 @@ def _version_record(view: _WebView, manifest: Manifest) -> dict[str, Any]:
 
 def _add_api(app: FastAPI, view: _WebView) -> None:
     @app.get("/api/artifacts")
-    def list_artifacts(
-        project: Project = "",
-        kind: Kind = "",
-        label: Labels = None,
-        q: Text = "",
-        since: Since = "",
-        until: Until = "",
-        flow: str = "",
-        owner: str = "",
-        all_versions: bool = False,
-        page: Page = 1,
-        per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = PER_PAGE,
-    ) -> dict[str, Any]:
+    def list_artifacts(filters: Filters) -> dict[str, Any]:
         """List matching versions, newest first, one page at a time."""
-        filters = ListFilters(
-            project=project,
-            kind=kind,
-            label=label or [],
-            text=q,
-            since=since,
-            until=until,
-            flow=flow,
-            owner=owner,
-            all_versions=all_versions,
-            page=page,
-            per_page=per_page,
-        )
         listing = search_page(view.store, filters)
         return {
             "items": [_version_record(view, manifest) for manifest in listing.items],
