@@ -145,11 +145,12 @@ def _numeric_groups(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[list
             continue
         if _is_temporal(type_):
             integers = _numpy_values(_temporal_integers(data))
-            base = integers.min()
-            offsets = integers - base
-            if offsets.max() > FLOAT64_EXACT:
+            base = int(integers.min())
+            # The span in Python ints: in int64 it can overflow (years 1700 to 2250 in ns).
+            if int(integers.max()) - base > FLOAT64_EXACT:
                 continue
-            member = _Member(position, data, offsets.astype(np.float64), True, int(base))
+            offsets = integers.astype(np.int64) - np.int64(base)
+            member = _Member(position, data, offsets.astype(np.float64), True, base)
             groups.setdefault("float64", []).append(member)
             continue
         if not (pa.types.is_integer(type_) or pa.types.is_float32(type_)
@@ -313,7 +314,12 @@ def _temporal_statistics(data: pa.ChunkedArray) -> dict[str, Any]:
     # Everything is computed on the distances from the minimum, which float64 represents
     # exactly where it cannot represent the values themselves (nanosecond timestamps).
     base = int(integers.min()) if integers.size else 0
-    offsets = integers.astype(np.int64) - np.int64(base)
+    if integers.size and int(integers.max()) - base > np.iinfo(np.int64).max:
+        # The span overflows int64 (years 1700 to 2250 in ns): float64 distances, which are
+        # rounded to about a microsecond there.
+        offsets = integers.astype(np.float64) - float(base)
+    else:
+        offsets = integers.astype(np.int64) - np.int64(base)
     distribution = describe_distribution(
         offsets, quantiles=QUANTILES, bins=HISTOGRAM_BINS, shift=True
     )
