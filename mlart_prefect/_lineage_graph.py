@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlart_prefect.errors import MlartError
+from mlart_prefect.errors import MlartError, NotFoundError
 
 if TYPE_CHECKING:
     from mlart_prefect.manifest import Manifest
@@ -80,6 +80,9 @@ def _upstream_node(
 ) -> LineageNode:
     try:
         found = store.get(ref)
+    except NotFoundError:
+        # The store's message lists the other keys or versions, too long for one tree line.
+        return LineageNode(ref=ref, error="not in the store (deleted?)")
     except MlartError as exc:
         return LineageNode(ref=ref, error=str(exc))
 

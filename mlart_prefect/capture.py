@@ -394,10 +394,14 @@ def _warn_unused_options(spec: CaptureSpec, captures: list[_Capture]) -> None:
     used = {name for capture in captures for name in capture.options}
     unused = [name for name in spec.options if name not in used]
     if unused and captures:
-        kinds = ", ".join(sorted({capture.kind for capture in captures}))
+        kinds = sorted({capture.kind for capture in captures})
+        accepted = "; ".join(
+            f"{kind}: {', '.join(sorted(accepted_options(kind) or ())) or 'none'}" for kind in kinds
+        )
         logger.warning(
-            "Task %r: option(s) %s apply to none of its captured kinds (%s) and are ignored.",
-            spec.task_name, ", ".join(map(repr, unused)), kinds,
+            "Task %r: option(s) %s apply to none of its captured kinds (%s) and are ignored. "
+            "Options by kind: %s.",
+            spec.task_name, ", ".join(map(repr, unused)), ", ".join(kinds), accepted,
         )
 
 

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from mlart_prefect.manifest import BodyRef, Manifest
     from mlart_prefect.store import ArtifactStore
 
+BUILTIN_KINDS = ("dataset", "model", "plot")
+"""Kinds stored by the library itself (a program may register more). They are named here so that
+checking a kind does not import them, and with them pandas and matplotlib."""
+
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 """Bodies at least this large are downloaded with a progress bar on stderr."""
 
@@ -198,9 +202,18 @@ def list_artifacts(
         return
     if not found:
         where = "the store" if all_projects else f"project {store.project!r}"
-        missing = store.location.local and not Path(store.url).exists()
-        note = " The folder does not exist: check the path, or save a first artifact." if missing else ""
-        typer.echo(f"No artifacts match in {where} of {store.url}.{note}", err=True)
+        notes = []
+        if store.location.local and not Path(store.url).exists():
+            notes.append("The folder does not exist: check the path, or save a first artifact.")
+        if kind is not None and kind not in BUILTIN_KINDS:
+            notes.append(f"The built-in kinds are {', '.join(BUILTIN_KINDS)}; is {kind!r} a typo?")
+        filtered = any(
+            value for value in (kind, label, since, until, flow, owner, match)
+        )
+        if filtered and not all_versions:
+            notes.append("Filters look at the latest version of each key; add --all for every "
+                         "version.")
+        typer.echo(" ".join([f"No artifacts match in {where} of {store.url}.", *notes]), err=True)
         return
     rows = render.listing_rows(found, with_project=all_projects)
     typer.echo(render.plain_table(render.LISTING_COLUMNS, rows))

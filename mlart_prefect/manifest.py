@@ -75,6 +75,8 @@ class Reference(BaseModel):
     def parse(cls, text: str | Reference, *, project: str | None = None) -> Reference:
         """Parse ``key``, ``key:3``, ``key@tag``, ``project/key:3`` or ``mlart://project/key@tag``.
 
+        MLRun's ``store://artifacts/project/key:tag`` is read too (see ``from_mlrun_uri``).
+
         Args:
             text: The reference, or a Reference returned unchanged.
             project: Project used when the text names none (default: the configured project).
@@ -90,7 +92,7 @@ class Reference(BaseModel):
                 f"Invalid reference {text!r}: expected 'key', 'key:3', 'key@tag' or "
                 "'project/key:3'."
             )
-        body = text.removeprefix("mlart://")
+        body = from_mlrun_uri(text).removeprefix("mlart://")
         version: int | None = None
         tag: str | None = None
 

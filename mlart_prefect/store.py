@@ -216,6 +216,7 @@ class ArtifactStore:
         Raises:
             InvalidNameError: The key, project, a label or a body name is invalid.
             KindMismatchError: The key already contains versions of another kind.
+            NotFoundError: An input names a version that does not exist.
             StoreUnavailableError: The store cannot be used.
         """
         project = self._project(project)
@@ -277,11 +278,15 @@ class ArtifactStore:
         return manifest
 
     def _input_ref(self, item: str | Reference | Manifest, project: str) -> str:
+        """Return the pinned reference of an input, checking that the version exists."""
         if isinstance(item, Manifest):
             return item.ref
         reference = Reference.parse(item, project=project)
         if reference.version is None:
             return self.get(reference).ref
+        path = self._manifest_path(reference.project, reference.key, reference.version)
+        if not self.location.exists(path):
+            raise self._not_found(reference.project, reference.key, f"version {reference.version}")
         return str(reference)
 
     @staticmethod
@@ -436,9 +441,25 @@ class ArtifactStore:
         if not numbers:
             keys = self.keys(project)
             hint = f"keys in project {project!r}: {', '.join(keys[:20]) or 'none'}"
-            return NotFoundError(f"Artifact {project}/{key} not found in {self.url}; {hint}.")
+            return NotFoundError(
+                f"Artifact {project}/{key} not found in {self.url}; {hint}.{self._store_hint(keys)}"
+            )
         listed = ", ".join(str(n) for n in numbers[-20:])
         return NotFoundError(f"{project}/{key} has no {what}; existing versions: {listed}.")
+
+    def _store_hint(self, keys: list[str]) -> str:
+        """Explain an empty project of a local store: a mistyped path or a project folder."""
+        if keys or not self.location.local:
+            return ""
+        root = Path(self.url)
+        if not root.exists():
+            return " The store folder does not exist: check the path."
+        if (root / "artifacts").is_dir() and (root / "objects").is_dir():
+            return (
+                f" {root} looks like the folder of one project: use its parent, {root.parent}, "
+                "as the store."
+            )
+        return ""
 
     def get(self, ref: str | Reference, *, project: str | None = None) -> Manifest:
         """Return the manifest of ``key``, ``key:3``, ``key@tag`` or ``project/key:3``.

@@ -114,9 +114,13 @@ def store(request: pytest.FixtureRequest) -> ArtifactStore:
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[str]:
     """Run one temporary Prefect server (SQLite in a temporary folder) for the session."""
+    from prefect.logging.configuration import setup_logging
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
+    # Prefect's first logging set-up replaces the root logger's handlers, caplog's among them.
+    # Done here, before any test body runs, later set-ups in flow runs only add to it.
+    setup_logging()
     with prefect_test_harness(server_startup_timeout=60):
         # A sync flow otherwise spends about a second joining its heartbeat thread.
         with temporary_settings(updates={"flows.heartbeat_frequency": None}):

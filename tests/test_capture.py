@@ -543,6 +543,7 @@ def test_option_for_other_kind_is_ignored_with_warning(
 
     assert run_store.get("chart").spec["formats"] == ["svg", "html"]
     assert "option(s) 'preview' apply to none of its captured kinds (plot)" in caplog.text
+    assert "Options by kind: plot: close, dpi, formats, local_path, max_pixels." in caplog.text
 
 
 def test_wrapper_option_of_other_kind_raises(run_store: ArtifactStore) -> None:

@@ -554,9 +554,12 @@ def test_lineage_marks_missing_input(store_path: Path, store: ArtifactStore) -> 
 
     result = mlart(store_path, "lineage", "iris-model:1", "--json")
 
+    tree = mlart(store_path, "lineage", "iris-model:1")
+
     [node] = json.loads(result.stdout)["upstream"]
     assert node["ref"] == "iris/iris:1"
-    assert "has no version 1" in node["error"]
+    assert node["error"] == "not in the store (deleted?)"
+    assert "iris/iris:1 (unavailable: not in the store (deleted?))" in tree.stdout
 
 
 # -- tag, untag, rm ------------------------------------------------------------------------------
@@ -633,6 +636,18 @@ def test_ls_of_missing_folder_says_so(tmp_path: Path) -> None:
     assert "No artifacts match" in result.stderr
     assert "The folder does not exist: check the path" in result.stderr
     assert not missing.exists()
+
+
+def test_ls_without_match_suggests_fixes(store_path: Path) -> None:
+    typo = mlart(store_path, "ls", "--kind", "plots")
+    older = mlart(store_path, "ls", "--label", "no-such=label")
+    everything = mlart(store_path, "ls", "--all", "--label", "no-such=label")
+
+    assert typo.exit_code == 0, typo.output
+    assert "The built-in kinds are dataset, model, plot; is 'plots' a typo?" in typo.stderr
+    assert "add --all for every version" in older.stderr
+    assert "No artifacts match" in everything.stderr
+    assert "--all" not in everything.stderr
 
 
 def test_rm_deletes_empty_manifest_version(store_path: Path, store: ArtifactStore) -> None:

@@ -53,6 +53,8 @@ def test_save_and_get_forms(store: ArtifactStore) -> None:
     assert store.get("data@production").version == 1
     assert store.get("test/data:2").version == 2
     assert store.get("mlart://test/data:1").labels == {"stage": "raw"}
+    assert store.get("store://artifacts/test/data:1").version == 1  # MLRun's form
+    assert store.get("store://datasets/test/data#0:production@4f2a").version == 1
     assert store.read_bytes(store.get("data:1")) == b"one"
     assert store.read_bytes(store.get("data@latest")) == b"two"
 
@@ -142,6 +144,19 @@ def test_fsync_flushes_bodies_manifests_and_folders(
     flushed_files = [path for path in flushed if Path(path).parent in (body.parent, versions, tags)]
     assert len(flushed_files) == 3
     assert len(flushed) == 6
+
+
+def test_inputs_must_exist(store: ArtifactStore) -> None:
+    store.save("source", blob(b"s"), kind="blob")
+
+    made = store.save("made", blob(b"m"), kind="blob", inputs=["source:1", "source"])
+    with pytest.raises(NotFoundError, match=r"test/nosuch not found"):
+        store.save("made", blob(b"n"), kind="blob", inputs=["nosuch:1"])
+    with pytest.raises(NotFoundError, match=r"test/source has no version 7; existing versions: 1"):
+        store.save("made", blob(b"n"), kind="blob", inputs=["source:7"])
+
+    assert made.inputs == ["test/source:1"]
+    assert [m.version for m in store.versions("made")] == [1]
 
 
 def test_kind_is_fixed_per_key(store: ArtifactStore) -> None:
@@ -471,6 +486,19 @@ def test_no_permission(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"Cannot use store {str(root)!r}: no permission to write in {root}" in result.stdout
+
+
+def test_not_found_explains_wrong_store_path(tmp_path: Path) -> None:
+    ArtifactStore(tmp_path / "store", project="test").save("k", blob(b"x"), kind="blob")
+
+    with pytest.raises(NotFoundError, match="The store folder does not exist: check the path."):
+        ArtifactStore(tmp_path / "stroe", project="test").get("k")
+    with pytest.raises(NotFoundError) as raised:
+        ArtifactStore(tmp_path / "store" / "test", project="test").get("k")
+
+    assert f"looks like the folder of one project: use its parent, {tmp_path / 'store'}" in str(
+        raised.value
+    )
 
 
 def test_reads_create_no_folder(tmp_path: Path) -> None:
