@@ -34,6 +34,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain Click output: usage errors end in one "Error: ..." line instead of a drawn box,
+    # and help reads the same in a terminal, a pipe and a log.
+    rich_markup_mode=None,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -400,8 +403,12 @@ def tag(
     ],
 ) -> None:
     """Point a tag at a version, moving the tag if the key already has it."""
-    manifest = _store(ctx).tag(ref, tag_name)
-    typer.echo(f"Tagged {manifest.ref} as {tag_name!r}.")
+    store = _store(ctx)
+    target = store.get(ref)
+    previous = store.tags(target.key, project=target.project).get(tag_name)
+    manifest = store.tag(target.reference, tag_name)
+    moved = f" (moved from version {previous})" if previous not in (None, manifest.version) else ""
+    typer.echo(f"Tagged {manifest.ref} as {tag_name!r}{moved}.")
 
 
 @app.command("untag")
@@ -465,11 +472,16 @@ def remove(
         # A damaged version (an empty manifest after a power loss) is deleted by its number.
         manifest, target, details = None, str(reference), f"its manifest cannot be read: {exc}"
 
+    version = manifest.version if manifest is not None else reference.version
+    tags = sorted(name for name, tagged in store.tags(reference.key, project=reference.project).items()
+                  if tagged == version)
+    with_tags = f" and its tags {', '.join(tags)}" if tags else ""
     if not yes:
-        question = f"Delete {target} ({details})?"
+        question = f"Delete {target}{with_tags} ({details})?"
         try:
             confirmed = typer.confirm(question, default=False, err=True)
         except typer.Abort:
+            typer.echo(err=True)  # end the prompt's line
             raise _fail(
                 f"Did not delete {target}: no reply on stdin. "
                 "Pass --yes to delete without a prompt."
@@ -477,7 +489,7 @@ def remove(
         if not confirmed:
             raise _fail(f"Did not delete {target}.")
     store.delete(manifest.reference if manifest is not None else reference)
-    typer.echo(f"Deleted {target}.")
+    typer.echo(f"Deleted {target}{with_tags}.")
 
 
 @app.command("gc")

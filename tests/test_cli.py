@@ -583,7 +583,27 @@ def test_tag_moves_existing_tag(store_path: Path, store: ArtifactStore) -> None:
     result = mlart(store_path, "tag", "iris-model", "production")
 
     assert result.exit_code == 0
+    assert result.stdout.strip() == (
+        "Tagged iris/iris-model:2 as 'production' (moved from version 1)."
+    )
     assert store.tags("iris-model") == {"production": 2}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ls", "--limit", "0"], "Error: Invalid value for '--limit'"),
+        (["show"], "Error: Missing argument 'REF'."),
+    ],
+)
+def test_usage_error_ends_in_one_error_line(
+    store_path: Path, args: list[str], message: str
+) -> None:
+    result = mlart(store_path, *args)
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1].startswith(message)
+    assert "─" not in result.stderr and "│" not in result.stderr  # no drawn box
 
 
 def test_tag_reserved_or_invalid(store_path: Path) -> None:
@@ -658,9 +678,10 @@ def test_rm_deletes_empty_manifest_version(store_path: Path, store: ArtifactStor
     result = mlart(store_path, "rm", "iris:2", "--yes")
 
     assert {row["ref"] for row in json.loads(listed.stdout)} >= {"iris/iris:1"}
-    assert "Delete iris/iris:2 (its manifest cannot be read:" in refused.stderr
+    assert "Delete iris/iris:2 and its tags staging (its manifest cannot be read:" in refused.stderr
+    assert "[y/N]:\nError: Did not delete iris/iris:2: no reply on stdin." in refused.stderr
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "Deleted iris/iris:2."
+    assert result.stdout.strip() == "Deleted iris/iris:2 and its tags staging."
     assert [m.version for m in store.versions("iris")] == [1]
     assert mlart(store_path, "verify").exit_code == 0
 
