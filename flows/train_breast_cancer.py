@@ -195,6 +195,12 @@ def _command(name: str) -> str:
     return str(beside) if beside.exists() else name
 
 
+def _aligned(commands: list[tuple[str, str]]) -> str:
+    """Return commands one per line, each followed by its comment in one aligned column."""
+    width = max(len(command) for command, _ in commands)
+    return "".join(f"  {command:<{width}}  # {comment}\n" for command, comment in commands)
+
+
 def print_summary(flow_run_id: str) -> None:
     """Print the versions the run stored and the commands that show them."""
     store = api.get_store()
@@ -206,12 +212,14 @@ def print_summary(flow_run_id: str) -> None:
 
     mlart, prefect = _command("mlart"), _command("prefect")
     model = f"{store.project}/{MODEL_KEY}"
+    commands = _aligned([
+        (f"{mlart} ls", "latest version of every key"),
+        (f"{mlart} show {model}", "metrics, parameters, lineage"),
+        (f"{mlart} lineage {model}", "what the model was made from"),
+        (f"{mlart} ui", "web view on http://127.0.0.1:8765"),
+    ])
     print(
-        "\nLook at them with:\n"
-        f"  {mlart} ls                  # latest version of every key\n"
-        f"  {mlart} show {model}        # metrics, parameters, lineage\n"
-        f"  {mlart} lineage {model}     # what the model was made from\n"
-        f"  {mlart} ui                  # web view on http://127.0.0.1:8765\n"
+        f"\nLook at them with:\n{commands}"
         f"\nThe Prefect UI shows the run with its artifact cards: start `{prefect} server start` "
         "and open\n"
         f"  http://127.0.0.1:4200/runs/flow-run/{flow_run_id}"

@@ -136,7 +136,8 @@ class StorageLocation:
         try:
             fs.ls(bucket, refresh=True)
         except FileNotFoundError as exc:
-            raise self._fail(f"the bucket {bucket!r} does not exist", exc) from exc
+            # The service's own message repeats this one, so it is left out.
+            raise self._fail(f"the bucket {bucket!r} does not exist") from exc
         except PermissionError as exc:
             raise self._fail(f"no permission to list the bucket {bucket!r}", exc) from exc
         except Exception as exc:  # network and credential errors come in many types

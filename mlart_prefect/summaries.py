@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from mlart_prefect._cli_render import format_size
 from mlart_prefect.jsonsafe import to_json_value
 from mlart_prefect.manifest import Manifest
 
@@ -337,11 +338,5 @@ def _code(text: Any) -> str:
 
 
 def _size_text(size: int) -> str:
-    units = ["bytes", "kB", "MB", "GB", "TB"]
-    amount = float(size)
-    for unit in units:
-        if amount < 1000 or unit == units[-1]:
-            text = f"{int(amount)} {unit}" if unit == "bytes" else f"{amount:.1f} {unit}"
-            return text if unit == "bytes" else f"{text} ({size:,} bytes)"
-        amount /= 1000
-    return f"{size} bytes"
+    """Return a size in the binary units of the CLI and the web view, with the exact bytes."""
+    return f"{size:,} bytes" if size < 1024 else f"{format_size(size)} ({size:,} bytes)"
