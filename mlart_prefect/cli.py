@@ -618,7 +618,8 @@ def serve_ui(
     typer.echo(
         f"Serving {store.url} ({mode}) on http://{host}:{port}/ - press Ctrl+C to stop.", err=True
     )
-    uvicorn.run(web_app, host=host, port=port, log_level="warning")
+    # uvicorn's info level logs each request (tag changes included) and the shutdown.
+    uvicorn.run(web_app, host=host, port=port, log_level="info")
 
 
 if __name__ == "__main__":  # pragma: no cover

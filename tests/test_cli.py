@@ -818,7 +818,8 @@ def test_ui_serves_the_store(store_path: Path) -> None:
         str(port),
     ]
     server = subprocess.Popen(
-        command, cwd=Path(__file__).parents[1], stderr=subprocess.PIPE, text=True
+        command, cwd=Path(__file__).parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         data = None
@@ -839,9 +840,12 @@ def test_ui_serves_the_store(store_path: Path) -> None:
     assert data is not None
     assert data["total"] == 4
     assert tag.status_code == 403
-    assert f"Serving {store_path} (read-only) on http://127.0.0.1:{port}/" in (
-        server.stderr.read() if server.stderr else ""
-    )
+    log = server.stderr.read() if server.stderr else ""
+    requests = server.stdout.read() if server.stdout else ""  # uvicorn's access log
+    assert f"Serving {store_path} (read-only) on http://127.0.0.1:{port}/" in log
+    assert "Shutting down" in log
+    assert '"GET /api/artifacts HTTP/1.1" 200' in requests
+    assert '"POST /api/artifacts/iris/iris/1/tags HTTP/1.1" 403' in requests
 
 
 # -- S3 ------------------------------------------------------------------------------------------
