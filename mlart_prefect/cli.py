@@ -74,12 +74,7 @@ def _store(ctx: typer.Context, project: str | None = None) -> ArtifactStore:
     from mlart_prefect.store import ArtifactStore
 
     options: _GlobalOptions = ctx.obj
-    try:
-        return ArtifactStore(options.store_url, project=project or options.project)
-    except MlartError:
-        raise
-    except ValueError as exc:  # pydantic-settings failed to read the MLART_* variables
-        raise _fail(f"Invalid MLART_* setting: {exc}", USAGE_EXIT_CODE) from None
+    return ArtifactStore(options.store_url, project=project or options.project)
 
 
 def _print_json(data: Any) -> None:

@@ -10,7 +10,8 @@ All of them derive from ``MlartError``::
      ├── IntegrityError          a body's sha256 or size differs from its manifest
      ├── StoreUnavailableError   the store URL cannot be used
      ├── UnsupportedValueError   a value cannot be stored as the requested kind
-     └── ManifestError           a manifest is not valid JSON or has an unknown schema
+     ├── ManifestError           a manifest is not valid JSON or has an unknown schema
+     └── InvalidSettingError     an MLART_* environment variable has an invalid value
 """
 
 from __future__ import annotations
@@ -50,3 +51,7 @@ class UnsupportedValueError(MlartError, TypeError):
 
 class ManifestError(MlartError):
     """A manifest file is not valid JSON or has an unknown schema version."""
+
+
+class InvalidSettingError(MlartError, ValueError):
+    """An ``MLART_*`` environment variable has an invalid value."""

@@ -7,8 +7,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from mlart_prefect.errors import InvalidSettingError
 
 DEFAULT_STORE_PATH = Path.home() / ".mlart" / "store"
 
@@ -69,17 +71,28 @@ class MlartSettings(BaseSettings):
             try:
                 value = json.loads(value)
             except json.JSONDecodeError as exc:
-                raise ValueError(
-                    f"MLART_STORAGE_OPTIONS must be a JSON object, got {value!r}: {exc}"
-                ) from exc
+                raise ValueError(f"expected a JSON object ({exc})") from exc
         if not isinstance(value, dict):
-            raise ValueError(f"MLART_STORAGE_OPTIONS must be a JSON object, got {value!r}")
+            raise ValueError("expected a JSON object, such as {\"endpoint_url\": \"...\"}")
         return value
 
 
 @lru_cache(maxsize=1)
 def _cached_settings() -> MlartSettings:
-    return MlartSettings()
+    try:
+        return MlartSettings()
+    except ValidationError as exc:
+        raise InvalidSettingError(_settings_problems(exc)) from None
+
+
+def _settings_problems(exc: ValidationError) -> str:
+    """Describe invalid settings by their variable names, without pydantic's extra text."""
+    problems = []
+    for error in exc.errors():
+        variable = "MLART_" + "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{variable}={error.get('input')!r}: {message}")
+    return "Invalid setting " + "; ".join(problems) + "."
 
 
 def get_settings(*, reload: bool = False) -> MlartSettings:

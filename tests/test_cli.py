@@ -283,8 +283,16 @@ def test_invalid_setting_is_one_line(store_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["--store", str(store_path), "ls"], env={"MLART_PREVIEW_ROWS": "-3"}
     )
+    settings._cached_settings.cache_clear()
+    options = CliRunner().invoke(
+        app, ["--store", str(store_path), "ls"], env={"MLART_STORAGE_OPTIONS": "{bad"}
+    )
 
-    assert_one_line_error(result, 2, "Invalid MLART_* setting", "preview_rows")
+    assert_one_line_error(
+        result, 2, "Invalid setting MLART_PREVIEW_ROWS='-3': Input should be greater than or equal to 0."
+    )
+    assert_one_line_error(options, 2, "Invalid setting MLART_STORAGE_OPTIONS='{bad': expected a JSON object")
+    assert "pydantic" not in result.stderr + options.stderr
 
 
 def test_invalid_project_is_usage_error(store_path: Path) -> None:
