@@ -154,6 +154,8 @@ def _add_lineage_node(parent: Tree, node: LineageNode) -> None:
         label += f", {escape(producer)})" if producer != "-" else ")"
     if node.repeated:
         label += " [dim](shown above)[/dim]"
+    if node.cut:
+        label += f" [dim](+{node.cut} more beyond --depth)[/dim]"
     branch = parent.add(label)
     for child in node.children:
         _add_lineage_node(branch, child)

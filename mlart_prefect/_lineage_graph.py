@@ -22,6 +22,7 @@ class LineageNode:
         children: Inputs (upstream walk) or versions made from it (downstream walk).
         repeated: The version was already expanded elsewhere in the same tree, so its children
             are not listed again.
+        cut: The walk's depth limit left out this version's children (how many it has).
         error: Why the manifest could not be read, when it could not.
     """
 
@@ -29,6 +30,7 @@ class LineageNode:
     manifest: Manifest | None = None
     children: list[LineageNode] = field(default_factory=list)
     repeated: bool = False
+    cut: int = 0
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -43,6 +45,8 @@ class LineageNode:
             data["error"] = self.error
         if self.repeated:
             data["repeated"] = True
+        if self.cut:
+            data["cut"] = self.cut
         data["children"] = [child.to_dict() for child in self.children]
         return data
 
@@ -95,6 +99,8 @@ def _upstream_node(
         node.children = [
             _upstream_node(store, parent, depth + 1, max_depth, expanded) for parent in found.inputs
         ]
+    else:
+        node.cut = len(found.inputs)
     return node
 
 
@@ -138,4 +144,6 @@ def _downstream_node(
         node.children = [
             _downstream_node(child, depth + 1, max_depth, index, expanded) for child in consumers
         ]
+    else:
+        node.cut = len(consumers)
     return node

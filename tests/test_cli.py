@@ -541,9 +541,16 @@ def test_lineage_upstream_is_recursive(store_path: Path) -> None:
 
 def test_lineage_depth_one(store_path: Path) -> None:
     result = mlart(store_path, "lineage", "iris-summary", "--depth", "1", "--json")
+    full = mlart(store_path, "lineage", "iris-summary", "--json")
+    text = mlart(store_path, "lineage", "iris-summary", "--depth", "1")
 
     data = json.loads(result.stdout)
     assert all(node["children"] == [] for node in data["upstream"])
+    # Each node says how many children the limit left out: as many as the full walk lists.
+    expected = {node["ref"]: len(node["children"]) for node in json.loads(full.stdout)["upstream"]}
+    assert {node["ref"]: node.get("cut", 0) for node in data["upstream"]} == expected
+    assert any(count for count in expected.values())
+    assert "more beyond --depth)" in text.stdout
 
 
 def test_lineage_tree_text(store_path: Path) -> None:
