@@ -6,6 +6,7 @@ import functools
 import getpass
 import logging
 import socket
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
@@ -450,7 +451,15 @@ def summarize_parameter(value: Any) -> Any:
         if len(value) > PARAMETER_ITEMS:
             summary_items.append(f"… (+{len(value) - PARAMETER_ITEMS} items)")
         return summary_items
-    return to_json_value(value, max_string_length=PARAMETER_TEXT_LENGTH, max_items=PARAMETER_ITEMS)
+    converted = to_json_value(
+        value, max_string_length=PARAMETER_TEXT_LENGTH, max_items=PARAMETER_ITEMS
+    )
+    if isinstance(value, str) or not isinstance(converted, str):
+        return converted
+    # An object became its text. One line reads better than the layout of a multi-line text
+    # such as a scikit-learn pipeline's, so the spaces are collapsed before the text is cut.
+    whole = str(to_json_value(value, max_string_length=sys.maxsize))
+    return to_json_value(" ".join(whole.split()), max_string_length=PARAMETER_TEXT_LENGTH)
 
 
 def summarize_parameters(parameters: dict[str, Any] | None) -> dict[str, Any]:

@@ -24,6 +24,13 @@ def run_store(prefect_server: str, local_store: ArtifactStore) -> ArtifactStore:
     return local_store
 
 
+class Multiline:
+    """An object whose text spans lines, as a scikit-learn pipeline's does."""
+
+    def __str__(self) -> str:
+        return "Pipeline(steps=[('scale', StandardScaler()),\n                ('forest', RandomForestClassifier())])"
+
+
 def frame(start: int, rows: int = 3) -> pd.DataFrame:
     return pd.DataFrame({"x": list(range(start, start + rows))})
 
@@ -48,6 +55,9 @@ def frame(start: int, rows: int = 3) -> pd.DataFrame:
         (np.float32(0.5), 0.5),
         ({"nested": {"frame": pd.DataFrame({"a": [1]})}}, {"nested": {"frame": "<DataFrame shape=(1, 1)>"}}),
         ((1, "two"), [1, "two"]),
+        # An object's multi-line text is shown on one line; text values keep their layout.
+        (Multiline(), "Pipeline(steps=[('scale', StandardScaler()), ('forest', RandomForestClassifier())])"),
+        ("a\nb", "a\nb"),
     ],
 )
 def test_summarize_parameter(value: Any, expected: Any) -> None:
