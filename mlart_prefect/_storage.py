@@ -114,6 +114,10 @@ class StorageLocation:
         if existing is not None and not existing.is_dir():
             raise self._fail(f"a part of the path is a file, not a folder: {existing}")
 
+    def local_root_missing(self) -> bool:
+        """Return True for a local store whose folder does not exist (yet, or mistyped)."""
+        return self.local and not Path(self.url).exists()
+
     def _ensure_root(self) -> None:
         """Create a local store's root folder before the first write, once."""
         if not self.local or self._root_ready:

@@ -201,7 +201,7 @@ def list_artifacts(
     if not found:
         where = "the store" if all_projects else f"project {store.project!r}"
         notes = []
-        if store.location.local and not Path(store.url).exists():
+        if store.location.local_root_missing():
             notes.append("The folder does not exist: check the path, or save a first artifact.")
         if kind is not None and kind not in BUILTIN_KINDS:
             notes.append(f"The built-in kinds are {', '.join(BUILTIN_KINDS)}; is {kind!r} a typo?")

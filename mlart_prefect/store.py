@@ -284,8 +284,12 @@ class ArtifactStore:
         reference = Reference.parse(item, project=project)
         if reference.version is None:
             return self.get(reference).ref
+        # Inputs are mostly versions this object has just saved upstream, so the manifest it
+        # remembers for the key spares a request to the store.
+        recent = self._recent.get(self._key_dir(reference.project, reference.key))
+        known = recent is not None and recent.version == reference.version
         path = self._manifest_path(reference.project, reference.key, reference.version)
-        if not self.location.exists(path):
+        if not known and not self.location.exists(path):
             raise self._not_found(reference.project, reference.key, f"version {reference.version}")
         return str(reference)
 
@@ -452,7 +456,7 @@ class ArtifactStore:
         if keys or not self.location.local:
             return ""
         root = Path(self.url)
-        if not root.exists():
+        if self.location.local_root_missing():
             return " The store folder does not exist: check the path."
         if (root / "artifacts").is_dir() and (root / "objects").is_dir():
             return (

@@ -149,7 +149,7 @@ def _numeric_groups(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[list
             # The span in Python ints: in int64 it can overflow (years 1700 to 2250 in ns).
             if int(integers.max()) - base > FLOAT64_EXACT:
                 continue
-            offsets = integers.astype(np.int64) - np.int64(base)
+            offsets = integers.astype(np.int64, copy=False) - np.int64(base)
             member = _Member(position, data, offsets.astype(np.float64), True, base)
             groups.setdefault("float64", []).append(member)
             continue
@@ -319,7 +319,7 @@ def _temporal_statistics(data: pa.ChunkedArray) -> dict[str, Any]:
         # rounded to about a microsecond there.
         offsets = integers.astype(np.float64) - float(base)
     else:
-        offsets = integers.astype(np.int64) - np.int64(base)
+        offsets = integers.astype(np.int64, copy=False) - np.int64(base)
     distribution = describe_distribution(
         offsets, quantiles=QUANTILES, bins=HISTOGRAM_BINS, shift=True
     )
