@@ -546,7 +546,7 @@ def test_lineage_depth_one(store_path: Path) -> None:
 
     data = json.loads(result.stdout)
     assert all(node["children"] == [] for node in data["upstream"])
-    # Each node says how many children the limit left out: as many as the full walk lists.
+    # Each node reports how many children the limit left out: as many as the full walk lists.
     expected = {node["ref"]: len(node["children"]) for node in json.loads(full.stdout)["upstream"]}
     assert {node["ref"]: node.get("cut", 0) for node in data["upstream"]} == expected
     assert any(count for count in expected.values())
@@ -618,7 +618,8 @@ def test_usage_error_ends_in_one_error_line(
 
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1].startswith(message)
-    assert "─" not in result.stderr and "│" not in result.stderr  # no drawn box
+    assert "─" not in result.stderr  # no drawn box
+    assert "│" not in result.stderr
 
 
 def test_tag_reserved_or_invalid(store_path: Path) -> None:
@@ -689,12 +690,12 @@ def test_rm_deletes_empty_manifest_version(store_path: Path, store: ArtifactStor
     (store_path / PROJECT / "artifacts" / "iris" / "versions" / "2.json").write_bytes(b"")
 
     listed = mlart(store_path, "ls", "--json")
-    refused = mlart(store_path, "rm", "iris:2")
+    unconfirmed = mlart(store_path, "rm", "iris:2")
     result = mlart(store_path, "rm", "iris:2", "--yes")
 
     assert {row["ref"] for row in json.loads(listed.stdout)} >= {"iris/iris:1"}
-    assert "Delete iris/iris:2 and its tags staging (its manifest cannot be read:" in refused.stderr
-    assert "[y/N]:\nError: Did not delete iris/iris:2: no reply on stdin." in refused.stderr
+    assert "Delete iris/iris:2 and its tags staging (its manifest cannot be read:" in unconfirmed.stderr
+    assert "[y/N]:\nError: Did not delete iris/iris:2: no reply on stdin." in unconfirmed.stderr
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "Deleted iris/iris:2 and its tags staging."
     assert [m.version for m in store.versions("iris")] == [1]

@@ -149,13 +149,13 @@ def test_fsync_flushes_bodies_manifests_and_folders(
 def test_inputs_must_exist(store: ArtifactStore) -> None:
     store.save("source", blob(b"s"), kind="blob")
 
-    made = store.save("made", blob(b"m"), kind="blob", inputs=["source:1", "source"])
+    derived = store.save("made", blob(b"m"), kind="blob", inputs=["source:1", "source"])
     with pytest.raises(NotFoundError, match=r"test/nosuch not found"):
         store.save("made", blob(b"n"), kind="blob", inputs=["nosuch:1"])
     with pytest.raises(NotFoundError, match=r"test/source has no version 7; existing versions: 1"):
         store.save("made", blob(b"n"), kind="blob", inputs=["source:7"])
 
-    assert made.inputs == ["test/source:1"]
+    assert derived.inputs == ["test/source:1"]
     assert [m.version for m in store.versions("made")] == [1]
 
 
