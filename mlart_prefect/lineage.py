@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import getpass
 import logging
 import socket
 import sys
@@ -14,7 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from mlart_prefect.errors import NotFoundError
-from mlart_prefect.manifest import Manifest, Producer, Reference
+from mlart_prefect.manifest import Manifest, Producer, Reference, login_name
 
 if TYPE_CHECKING:
     from mlart_prefect.store import ArtifactStore
@@ -467,15 +465,9 @@ def summarize_parameters(parameters: dict[str, Any] | None) -> dict[str, Any]:
     return {str(name): summarize_parameter(value) for name, value in (parameters or {}).items()}
 
 
-@functools.cache
-def _user_name() -> str:
-    """Return the login name, read once because ``getpass.getuser`` may read the password file."""
-    return getpass.getuser()
-
-
 def current_producer() -> Producer:
     """Describe the current Prefect task run and flow run, or a producer outside any run."""
-    fields: dict[str, Any] = {"owner": _user_name(), "host": socket.gethostname()}
+    fields: dict[str, Any] = {"owner": login_name(), "host": socket.gethostname()}
     flow_ctx = _flow_run_context()
     if flow_ctx is not None:
         fields.update(_flow_run_fields(flow_ctx))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import getpass
 import re
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -152,6 +154,12 @@ class BodyRef(BaseModel):
     sha256: str
     size: int
     media_type: str = "application/octet-stream"
+
+
+@functools.cache
+def login_name() -> str:
+    """Return the login name, read once because ``getpass.getuser`` may read the password file."""
+    return getpass.getuser()
 
 
 class Producer(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import logging
@@ -36,6 +35,7 @@ from mlart_prefect.manifest import (
     Manifest,
     Producer,
     Reference,
+    login_name,
     validate_name,
 )
 from mlart_prefect.reports import GcReport, VerifyReport
@@ -224,7 +224,7 @@ class ArtifactStore:
         labels = _clean_labels(labels)
         producer = producer or Producer()
         input_refs = sorted({self._input_ref(item, project) for item in inputs or ()})
-        owner = owner or producer.owner or getpass.getuser()
+        owner = owner or producer.owner or login_name()
 
         # One listing serves both the latest version and the first number to try.
         numbers, highest = self._listed_versions(key_dir)
@@ -274,7 +274,8 @@ class ArtifactStore:
         )
         manifest = self._commit(manifest, key_dir, highest + 1)
         self._remember(key_dir, manifest)
-        logger.info("Stored %s at %s", manifest.ref, manifest.body().uri if bodies else key_dir)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("Stored %s at %s", manifest.ref, manifest.body().uri if bodies else key_dir)
         return manifest
 
     def _input_ref(self, item: str | Reference | Manifest, project: str) -> str:

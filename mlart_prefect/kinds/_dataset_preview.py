@@ -23,7 +23,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlart_prefect.jsonsafe import to_json_value
+from mlart_prefect.jsonsafe import MAX_STRING_LENGTH, to_json_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,6 +46,8 @@ def frame_preview(
     numpy number and boolean columns and of pandas ``str`` columns are read from it, which
     costs less than taking each column out of the frame and gives the same cells.
     """
+    import pandas as pd
+
     from mlart_prefect.kinds._dataset_frames import dtype_text
 
     original = prepared.original
@@ -57,11 +59,17 @@ def frame_preview(
 
     columns: list[list[Any]] = []
     dtypes: list[str] = []
-    index = original.index[:rows]
-    for level in range(index.nlevels):
-        values = index.get_level_values(level)
-        columns.append(_column_cells(values))
-        dtypes.append(dtype_text(values.dtype))
+    index = original.index
+    if isinstance(index, pd.RangeIndex):
+        # The usual index, read without slicing it.
+        columns.append(list(range(index.start, index.start + index.step * rows, index.step)))
+        dtypes.append(dtype_text(index.dtype))
+    else:
+        index = index[:rows]
+        for level in range(index.nlevels):
+            values = index.get_level_values(level)
+            columns.append(_column_cells(values))
+            dtypes.append(dtype_text(values.dtype))
     for position, dtype in enumerate(dtypes_of_columns):
         cells = None
         if from_table is not None and position not in prepared.encodings and _same_in_arrow(dtype):
@@ -104,6 +112,7 @@ def _same_in_arrow(dtype: Any) -> bool:
 
 def _arrow_cells(values: list[Any], dtype: Any) -> list[Any]:
     import numpy as np
+    import pandas as pd
 
     if isinstance(dtype, np.dtype) and dtype.kind in "biu":
         return values  # Python bools and ints
@@ -111,6 +120,12 @@ def _arrow_cells(values: list[Any], dtype: Any) -> list[Any]:
         value is not None and math.isfinite(value) for value in values
     ):
         return values
+    if isinstance(dtype, pd.StringDtype):
+        # Arrow text is valid UTF-8, so only long strings need converting.
+        return [
+            value if value is None or len(value) <= MAX_STRING_LENGTH else to_json_value(value)
+            for value in values
+        ]
     return _cells(values)
 
 
@@ -160,7 +175,7 @@ def _layout(
     total_columns: int,
     total_rows: int,
 ) -> dict[str, Any]:
-    rows = [[column[row] for column in columns] for row in range(num_rows)]
+    rows = [list(row) for row in zip(*columns)] if columns else [[] for _ in range(num_rows)]
     return {
         "columns": names,
         "dtypes": dtypes,

@@ -114,10 +114,18 @@ def _batched_numeric_statistics(
                 integer_rows=[member.integer for member in members],
             )
             moments = _row_moments(matrix)
-            for member, distribution, (mean, std) in zip(members, distributions, moments):
+            numeric = [
+                index for index, (member, distribution) in enumerate(zip(members, distributions))
+                if distribution is not None and not _is_temporal(member.data.type)
+            ]
+            # The edges of all numeric rows are rounded in one numpy pass.
+            edges = iter(_readable_edges([distributions[index] for index in numeric]))
+            for index, member in enumerate(members):
+                distribution = distributions[index]
                 if distribution is None:
                     continue
                 type_ = member.data.type
+                mean, std = moments[index]
                 if _is_temporal(type_):
                     results[member.position] = _temporal_result(
                         type_, _counts(member.data), distribution, member.base, mean, std
@@ -126,7 +134,9 @@ def _batched_numeric_statistics(
                 result: dict[str, Any] = {"kind": "numeric", "type": str(type_),
                                           **_counts(member.data), "nan_count": 0,
                                           "posinf_count": 0, "neginf_count": 0}
-                results[member.position] = _add_distribution(result, distribution, mean, std)
+                results[member.position] = _add_distribution(
+                    result, distribution, mean, std, edges=next(edges)
+                )
     except (pa.ArrowException, ValueError, TypeError, NotImplementedError) as exc:
         logger.debug("Batched statistics failed, computing them column by column: %s", exc)
         return {}
@@ -144,7 +154,9 @@ def _numeric_groups(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[list
         if data.null_count or not 0 < len(data) <= BATCH_MAX_VALUES:
             continue
         if _is_temporal(type_):
-            integers = _numpy_values(_temporal_integers(data))
+            # numpy's datetime64 and timedelta64 values read as the integers Arrow stores (days
+            # for date32), without the Arrow cast ``_temporal_integers`` makes.
+            integers = _numpy_values(data).view(np.int64)
             base = int(integers.min())
             # The span in Python ints: in int64 it can overflow (years 1700 to 2250 in ns).
             if int(integers.max()) - base > FLOAT64_EXACT:
@@ -171,15 +183,25 @@ def _numeric_groups(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[list
 
 
 def _row_moments(matrix: np.ndarray) -> list[tuple[float | None, float | None]]:
-    """Return the mean and standard deviation (ddof=1) of each row, as ``_moments`` does."""
+    """Return the mean and the standard deviation (ddof=1) of each row, in float64.
+
+    The steps are those of np.mean and np.std (pairwise sums along the row, then the squared
+    deviations summed), so the numbers are theirs; written out, the mean is computed once.
+    """
     import numpy as np
 
     values = matrix.astype(np.float64, copy=False)
-    size = values.shape[1]
+    rows, size = values.shape
+    if size == 0:
+        return [(None, None)] * rows
     with np.errstate(invalid="ignore", over="ignore"):
-        means = values.mean(axis=1).tolist()
-        stds = values.std(axis=1, ddof=1).tolist() if size > 1 else [None] * len(values)
-    return list(zip(means, stds))
+        means = values.sum(axis=1, keepdims=True) / size
+        if size == 1:
+            return [(mean, None) for mean in means[:, 0].tolist()]
+        deviations = values - means
+        np.multiply(deviations, deviations, out=deviations)
+        stds = np.sqrt(deviations.sum(axis=1) / (size - 1))
+    return list(zip(means[:, 0].tolist(), stds.tolist()))
 
 
 def column_statistics(data: pa.ChunkedArray) -> dict[str, Any]:
@@ -248,9 +270,18 @@ def _numeric_statistics(data: pa.ChunkedArray, kind: str, type_: pa.DataType) ->
 
 
 def _add_distribution(
-    result: dict[str, Any], distribution: Distribution, mean: float | None, std: float | None
+    result: dict[str, Any],
+    distribution: Distribution,
+    mean: float | None,
+    std: float | None,
+    *,
+    edges: list[float] | None = None,
 ) -> dict[str, Any]:
-    """Add the moments, quartiles, extremes and histogram of numbers to their counts."""
+    """Add the moments, quartiles, extremes and histogram of numbers to their counts.
+
+    ``edges`` are the histogram edges already made readable (``_readable_edges``); by default
+    they are computed from the distribution.
+    """
     result["mean"] = to_json_value(mean)
     result["std"] = to_json_value(std)
     result["min"] = to_json_value(distribution.minimum)
@@ -259,25 +290,72 @@ def _add_distribution(
     result["max"] = to_json_value(distribution.maximum)
     result["histogram"] = None
     if distribution.offsets is not None:
-        # 15 significant digits drop linspace noise such as 0.8500000000000001.
-        edges = [float(f"{distribution.base + offset:.15g}") for offset in distribution.offsets]
+        if edges is None:
+            edges = _readable_edges([distribution])[0]
         result["histogram"] = {"edges": edges, "counts": distribution.counts}
     return result
+
+
+EDGE_DIGITS = 15
+"""Significant digits kept in histogram edges, relative to the largest edge of the histogram."""
+
+
+def _readable_edges(distributions: Sequence[Distribution]) -> list[list[float]]:
+    """Return the histogram edges (base plus offsets) of each distribution, rounded.
+
+    Each histogram's edges keep ``EDGE_DIGITS`` significant digits of its largest edge, which
+    drops the noise of computed edges: 0.8500000000000001 becomes 0.85 and an edge of 1e-17
+    between -1 and 1 becomes 0.0. Every row is rounded by the same arithmetic whether it comes
+    alone or in a batch, so a batch of columns and a single column get the same numbers.
+    """
+    import numpy as np
+
+    if not distributions:
+        return []
+    edges = np.array([distribution.offsets for distribution in distributions], dtype=np.float64)
+    bases = [float(distribution.base) for distribution in distributions]
+    if any(bases):
+        edges += np.array(bases)[:, None]
+    # Edges increase along a row, so the largest magnitude is at one of its ends.
+    digits = [_decimals(max(abs(first), abs(last))) for first, last in edges[:, [0, -1]].tolist()]
+    if all(0 <= decimals <= _MAX_DECIMALS for decimals in digits):
+        # One pass for the usual case; the arithmetic is that of _round_edges.
+        scale = np.array([10.0**decimals for decimals in digits])[:, None]
+        return (np.rint(edges * scale) / scale).tolist()
+    return [_round_edges(row, decimals).tolist() for row, decimals in zip(edges, digits)]
+
+
+_MAX_DECIMALS = 300
+"""Powers of ten beyond this overflow or lose precision: such edges are kept as computed."""
+
+
+def _decimals(largest: float) -> int:
+    """Return the decimals that keep ``EDGE_DIGITS`` significant digits of ``largest``."""
+    if not 0 < largest < math.inf:
+        return _MAX_DECIMALS + 1
+    return EDGE_DIGITS - 1 - math.floor(math.log10(largest))
+
+
+def _round_edges(edges: np.ndarray, decimals: int) -> np.ndarray:
+    """Round to ``decimals`` as np.round does, never multiplying by a power of ten below 1."""
+    import numpy as np
+
+    if abs(decimals) > _MAX_DECIMALS:
+        return edges
+    if decimals >= 0:
+        scale = 10.0**decimals
+        return np.rint(edges * scale) / scale
+    scale = 10.0**-decimals
+    return np.rint(edges / scale) * scale
 
 
 def _moments(values: np.ndarray) -> tuple[float | None, float | None]:
     """Return the mean and the standard deviation (ddof=1) of values without NaN.
 
-    Computed in float64 with numpy's pairwise sums, row by row exactly as ``_row_moments``
-    computes them for a batch, so batched and single columns get the same numbers.
+    Computed by ``_row_moments``, as for a batch, so batched and single columns get the same
+    numbers.
     """
-    import numpy as np
-
-    values = values.astype(np.float64, copy=False)
-    with np.errstate(invalid="ignore", over="ignore"):
-        mean = values.mean().item() if values.size else None
-        std = values.std(ddof=1).item() if values.size > 1 else None
-    return mean, std
+    return _row_moments(values.reshape(1, -1))[0]
 
 
 def _numpy_values(data: pa.ChunkedArray) -> np.ndarray:
@@ -386,9 +464,33 @@ def _duration(value: float, type_: pa.DataType) -> Any:
         return to_json_value(dt.timedelta(days=value))
     if pa.types.is_date64(type_):
         return to_json_value(dt.timedelta(milliseconds=value))
-    import pandas as pd
+    return duration_text(round(value), type_.unit)
 
-    return str(pd.Timedelta(round(value), unit=type_.unit))
+
+_UNIT_NANOSECONDS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+
+
+def duration_text(value: int, unit: str) -> str:
+    """Return pandas' text of a duration, ``str(pd.Timedelta(value, unit=unit))``.
+
+    Non-negative durations are formatted here: pandas takes longer to build a Timedelta than
+    this takes to write its text, "D days HH:MM:SS" with 6 or 9 decimals when the seconds
+    have a fraction. Negative ones are left to pandas.
+    """
+    if value < 0:
+        import pandas as pd
+
+        return str(pd.Timedelta(value, unit=unit))
+    seconds, fraction = divmod(value * _UNIT_NANOSECONDS[unit], 10**9)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    text = f"{days} days {hours:02}:{minutes:02}:{seconds:02}"
+    if fraction % 1000:
+        return f"{text}.{fraction:09}"
+    if fraction:
+        return f"{text}.{fraction // 1000:06}"
+    return text
 
 
 def _as_temporal(values: list[float | int | None], type_: pa.DataType) -> list[Any]:
@@ -485,11 +587,11 @@ def _frequency_statistics(data: pa.ChunkedArray, kind: str) -> dict[str, Any]:
     # pyarrow's for the few distinct values most columns have.
     counts = counted.field("counts").to_numpy()
     order = np.argsort(-counts, kind="stable")[:TOP_VALUES]
-    values = counted.field("values").take(pa.array(order))
-    if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
+    # Reading the few top values one by one costs less than an Arrow take; a dictionary
+    # value reads as the value it stands for.
+    values = counted.field("values")
     result["top"] = [
-        {"value": to_json_value(value), "count": count}
-        for value, count in zip(values.to_pylist(), counts[order].tolist())
+        {"value": to_json_value(values[position].as_py()), "count": count}
+        for position, count in zip(order.tolist(), counts[order].tolist())
     ]
     return result

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pyarrow as pa
 
+from mlart_prefect._threads import HELPERS
 from mlart_prefect.errors import UnsupportedValueError
 from mlart_prefect.kinds import register_kind
 from mlart_prefect.kinds._dataset_csv import (
@@ -49,6 +49,7 @@ from mlart_prefect.kinds._dataset_frames import (
     restore_frame,
 )
 from mlart_prefect.kinds._dataset_io import (
+    SmallParquetBody,
     read_parquet,
     read_table_csv,
     schema_from_text,
@@ -93,10 +94,16 @@ PARALLEL_STATS_MIN_CELLS = 100_000
 
 Measured by encoding the benchmark schema (10 columns) on 2 shared cores: a statistics thread
 cost time at 1,000 rows (6.5 against 6.0 ms per encode) and saved time from 10,000 rows on (58
-against 80 ms at 100,000 rows). Below this size a Parquet body is written on the second thread
-instead. At 1,000 rows that took about as long as writing after the statistics (3.52 to 3.57
-against 3.45 to 3.69 ms per ``api.save``, alternating in one process), and the overlap grows
-with the write.
+against 80 ms at 100,000 rows). Below this size a Parquet body is encoded on the second thread
+instead (``SmallParquetBody``).
+"""
+
+SMALL_BODY_MAX_BYTES = 8 * 1024 * 1024
+"""Largest Arrow table (``Table.nbytes``) whose Parquet body is encoded in memory.
+
+A table below ``PARALLEL_STATS_MIN_CELLS`` cells can still hold large values (long text,
+binary); its body is then written to the file directly, so a save never holds a large body
+in memory.
 """
 
 
@@ -271,24 +278,29 @@ def _write_with_stats(
     num_rows: int,
     wanted: bool,
     *,
-    native_write: bool,
     parquet: tuple[pa.Table, Path, str] | None = None,
 ) -> tuple[BodyPayload, dict[str, Any] | None]:
     """Write the body and compute statistics, on two threads when that saves time.
 
-    Both Parquet encoding and pyarrow.compute release the GIL, so with a free second core the
-    statistics cost little wall time. From ``PARALLEL_STATS_MIN_CELLS`` cells the statistics
-    run on a second thread. Below it they are mostly Python work that holds the GIL, so a
-    native write (Parquet, ``native_write=True``) runs on the second thread instead; a CSV
-    write is Python work too and runs on this thread after the statistics. A large Parquet
-    body given as ``parquet`` (table, path, body name) is hashed by the statistics thread as it
-    is written (``write_parquet_beside``) instead of after the write.
+    ``parquet`` (table, path, body name) says that ``write`` writes that table as Parquet,
+    whose encoding is native code that releases the GIL. Below ``PARALLEL_STATS_MIN_CELLS``
+    cells the statistics are mostly Python work that holds the GIL, so they run on this thread
+    while a second thread only encodes the Parquet body (``SmallParquetBody``). A CSV write is
+    Python work and runs on this thread after the statistics. From
+    ``PARALLEL_STATS_MIN_CELLS`` cells the statistics run on a second thread, which for Parquet
+    also hashes the body as it is written (``write_parquet_beside``).
     """
     if not wanted:
         return write(), None
     if num_rows * len(columns) < PARALLEL_STATS_MIN_CELLS:
-        if native_write:
-            return _write_beside_statistics(write, columns, num_rows)
+        if parquet is not None and parquet[0].nbytes <= SMALL_BODY_MAX_BYTES:
+            body = SmallParquetBody(*parquet)
+            statistics = _statistics_beside(body.encode, columns, num_rows)
+            return body.save(), statistics
+        if parquet is not None:  # few cells but large values: written to the file directly
+            written: list[BodyPayload] = []
+            statistics = _statistics_beside(lambda: written.append(write()), columns, num_rows)
+            return written[0], statistics
         return write(), compute_statistics(columns, num_rows)
     if parquet is not None:
         return write_parquet_beside(*parquet, lambda: compute_statistics(columns, num_rows))
@@ -298,31 +310,22 @@ def _write_with_stats(
         return body, future.result()
 
 
-def _write_beside_statistics(
-    write: Callable[[], BodyPayload], columns: list[tuple[str, pa.ChunkedArray]], num_rows: int
-) -> tuple[BodyPayload, dict[str, Any]]:
-    """Run ``write`` on a new thread while this thread computes the statistics.
+def _statistics_beside(
+    work: Callable[[], Any], columns: list[tuple[str, pa.ChunkedArray]], num_rows: int
+) -> dict[str, Any]:
+    """Run ``work`` on a helper thread while this thread computes and returns the statistics.
 
-    A plain thread, because creating a ThreadPoolExecutor per save cost about 0.15 ms more.
-    The write has ended when this returns or raises, so the work folder can be emptied.
+    ``work`` has ended when this returns or raises, so the work folder can be emptied.
+
+    Raises:
+        Exception: Whatever ``work`` raised.
     """
-    outcome: dict[str, Any] = {}
-
-    def run_write() -> None:
-        try:
-            outcome["body"] = write()
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread below
-            outcome["error"] = exc
-
-    writer = threading.Thread(target=run_write, name="mlart-write", daemon=True)
-    writer.start()
+    wait = HELPERS.start(work)
     try:
         statistics = compute_statistics(columns, num_rows)
     finally:
-        writer.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["body"], statistics
+        wait()
+    return statistics
 
 
 def _encode_series(series: pd.Series, ctx: EncodeContext, options: DatasetOptions) -> Encoded:
@@ -352,12 +355,11 @@ def _encode_frame(
     if options.format == "csv":
         body, statistics = _write_with_stats(
             lambda: write_frame_csv(prepared, path, options.body_name), columns, num_rows, wanted,
-            native_write=False,
         )
     else:
         body, statistics = _write_with_stats(
             lambda: write_parquet(table, path, options.body_name), columns, num_rows, wanted,
-            native_write=True, parquet=(table, path, options.body_name),
+            parquet=(table, path, options.body_name),
         )
 
     spec = _base_spec(python_type, options, body, num_rows, num_columns)
@@ -388,9 +390,7 @@ def _encode_table(table: pa.Table, ctx: EncodeContext, options: DatasetOptions) 
     else:
         write = lambda: write_parquet(table, path, options.body_name)
     parquet = (table, path, options.body_name) if options.format == "parquet" else None
-    body, statistics = _write_with_stats(
-        write, columns, table.num_rows, wanted, native_write=parquet is not None, parquet=parquet
-    )
+    body, statistics = _write_with_stats(write, columns, table.num_rows, wanted, parquet=parquet)
 
     spec = _base_spec(_TABLE, options, body, table.num_rows, table.num_columns)
     spec["schema"] = _table_schema(table, names)

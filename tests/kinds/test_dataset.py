@@ -561,6 +561,22 @@ def test_preview_markdown_notes_hidden_rows_and_columns(local_store):
     assert preview_markdown(preview).endswith("_5 of 30 rows and 100 of 120 columns shown._")
 
 
+def test_small_and_large_value_bodies_are_the_same_parquet(local_store, monkeypatch):
+    from mlart_prefect.kinds import dataset
+
+    frame = pd.DataFrame({"text": ["a" * 300_000, None, "b"], "n": [1, 2, 3]})
+
+    in_memory = save(local_store, frame, key="in-memory")
+    monkeypatch.setattr(dataset, "SMALL_BODY_MAX_BYTES", 0)  # write the file directly
+    direct = save(local_store, frame, key="direct")
+
+    assert in_memory.body().sha256 == direct.body().sha256
+    assert in_memory.body().size == direct.body().size
+    for manifest in (in_memory, direct):
+        pd.testing.assert_frame_equal(api.load(manifest.ref, store=local_store), frame)
+        assert column_stats(manifest, "n")["max"] == 3
+
+
 def test_preview_of_special_values_is_readable_json(local_store):
     ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
     frame = pd.DataFrame(
@@ -715,6 +731,32 @@ def test_text_statistics_count_distinct_and_top_values(local_store):
             {"value": "blue", "count": 3},
             {"value": "green", "count": 2},
         ]
+
+
+def test_histogram_edges_are_rounded_to_15_significant_digits(local_store):
+    # 0.0 to 1.7 in 20 bins: linspace gives 0.8500000000000001 for the middle edge.
+    frame = pd.DataFrame(
+        {
+            "tenths": np.linspace(0.0, 1.7, 50),
+            "tenths_again": np.linspace(1.7, 0.0, 50),  # two float columns share the batch
+            "around_zero": np.linspace(-1.0, 1.0, 50) * 0.3,
+            "huge": np.linspace(0.0, 3e20, 50),
+            "tiny": np.linspace(0.0, 1e-310, 50),  # subnormal: edges kept as computed
+        }
+    )
+    # A row of NaN takes every column out of the batch, onto the single-column path.
+    single = pd.concat([frame, pd.DataFrame({name: [np.nan] for name in frame})])
+
+    for manifest in (save(local_store, frame), save(local_store, single, key="single")):
+        tenths = column_stats(manifest, "tenths")["histogram"]["edges"]
+        assert tenths == [round(value, 14) for value in np.linspace(0.0, 1.7, 21).tolist()]
+        assert tenths[10] == 0.85
+        assert column_stats(manifest, "tenths_again")["histogram"]["edges"][10] == 0.85
+        around_zero = column_stats(manifest, "around_zero")["histogram"]["edges"]
+        assert (around_zero[0], around_zero[10]) == (-0.3, 0.0)
+        assert column_stats(manifest, "huge")["histogram"]["edges"][1] == 1.5e19
+        tiny = column_stats(manifest, "tiny")["histogram"]["edges"]
+        assert tiny == np.linspace(0.0, 1e-310, 21).tolist()
 
 
 def test_infinities_and_all_nan_column_statistics(local_store):
@@ -1177,17 +1219,47 @@ def test_batched_statistics_equal_column_statistics():
             "wide": pa.array(pd.to_datetime(rng.integers(-4 * 10**18, 5 * 10**18, size=400))),
             "day": pa.array(pd.date_range("1960-01-01", periods=400, freq="7D").date),
             "wait": pa.array(pd.to_timedelta(rng.integers(-10**6, 10**6, size=400), unit="s")),
+            "day64": pa.array(rng.integers(0, 10**6, size=400) * 86_400_000, pa.date64()),
+            "berlin": pa.array(pd.date_range("2024-03-30", periods=400, freq="7min",
+                                             tz="Europe/Berlin")),
         }
     )
     columns = list(zip(table.column_names, table.columns))
 
     computed = compute_statistics(columns, table.num_rows)["columns"]
 
-    assert sorted(_batched_numeric_statistics(columns)) == [0, 2, 3, 5, 6, 8, 9, 10, 12, 13]
+    batched = [0, 2, 3, 5, 6, 8, 9, 10, 12, 13, 14, 15]
+    assert sorted(_batched_numeric_statistics(columns)) == batched
     for name, data in columns:
         expected = column_statistics(data)
         assert list(computed[name]) == list(expected), name
         assert computed[name] == expected, name
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 1000, 100_003])
+def test_row_moments_equal_numpy_mean_and_std(size):
+    from mlart_prefect.kinds._dataset_stats import _row_moments
+
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(5, size)) * 10.0 ** rng.integers(-5, 5, size=(5, 1))
+
+    moments = _row_moments(matrix)
+
+    assert [mean for mean, _ in moments] == matrix.mean(axis=1).tolist()
+    expected_stds = matrix.std(axis=1, ddof=1).tolist() if size > 1 else [None] * 5
+    assert [std for _, std in moments] == expected_stds
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_duration_text_equals_pandas(unit):
+    from mlart_prefect.kinds._dataset_stats import duration_text
+
+    values = [0, 1, 59, 999, 1_000, 1_001, 86_399, 86_400, 10**6 + 1, 10**9, 10**9 + 7,
+              123_456_789_012, 2**62, -1, -86_401]
+    for value in values:
+        if abs(value) * {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit] >= 2**63:
+            continue  # beyond what pandas holds in nanoseconds
+        assert duration_text(value, unit) == str(pd.Timedelta(value, unit=unit)), value
 
 
 def test_batch_failure_falls_back_per_column(monkeypatch):
