@@ -170,7 +170,13 @@ def _row_edges(
     edge_type = np.result_type(1.0, 1.0, dtype)
     if np.issubdtype(edge_type, np.integer):
         edge_type = np.result_type(edge_type, float)
-    edges = np.linspace(first[kept], last[kept], bins + 1, endpoint=True, dtype=edge_type, axis=1)
+    # np.linspace's steps for array ends (index times step plus start, the last edge set to the
+    # end, computed in float64), written out: its own call costs more than the arithmetic.
+    start, stop = first[kept], last[kept]
+    edges = np.arange(bins + 1, dtype=np.float64) * ((stop - start) / bins)[:, None]
+    edges += start[:, None]
+    edges[:, -1] = stop
+    edges = edges.astype(edge_type, copy=False)
     usable = ~np.any(edges[:, :-1] >= edges[:, 1:], axis=1)
     usable &= (minimum[kept] >= first[kept]) & (maximum[kept] <= last[kept])
     return kept[usable], edges[usable]

@@ -18,6 +18,7 @@ name (row dicts) never drop one.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from mlart_prefect.jsonsafe import MAX_STRING_LENGTH, to_json_value
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -46,6 +48,7 @@ def frame_preview(
     numpy number and boolean columns and of pandas ``str`` columns are read from it, which
     costs less than taking each column out of the frame and gives the same cells.
     """
+    import numpy as np
     import pandas as pd
 
     from mlart_prefect.kinds._dataset_frames import dtype_text
@@ -73,10 +76,14 @@ def frame_preview(
     for position, dtype in enumerate(dtypes_of_columns):
         cells = None
         if from_table is not None and position not in prepared.encodings and _same_in_arrow(dtype):
-            try:
-                cells = _arrow_cells(from_table.column(position).to_pylist(), dtype)
-            except OverflowError:  # a date beyond the year 9999: pandas can show it
-                cells = None
+            column = from_table.column(position)
+            if isinstance(dtype, np.dtype) and dtype.kind == "M":
+                cells = naive_datetime_texts(column.to_numpy())
+            if cells is None:
+                try:
+                    cells = _arrow_cells(column.to_pylist(), dtype)
+                except OverflowError:  # a date beyond the year 9999: pandas can show it
+                    cells = None
         if cells is None:
             if head is None:
                 head = original.iloc[:rows]
@@ -93,6 +100,44 @@ def frame_preview(
         total_columns=original.shape[1],
         total_rows=len(original),
     )
+
+
+def naive_datetime_texts(values: np.ndarray) -> list[str | None] | None:
+    """Return the ISO text of naive datetime64 values as their Python objects write it.
+
+    The text equals ``isoformat()`` of the datetime (seconds to microseconds) or pandas
+    Timestamp (nanoseconds) that pyarrow gives for each value: a fraction of 6 digits when the
+    microseconds are not 0 and of 9 when the nanoseconds are not 0. NaT becomes None. numpy
+    writes the text of all values in one call, which costs less than building a Python object
+    per value. Returns None for other units and for values beyond the years 1 to 9999, which
+    Python's datetime cannot hold.
+    """
+    import numpy as np
+
+    unit, _ = np.datetime_data(values.dtype)
+    if unit not in ("s", "ms", "us", "ns"):
+        return None
+    present = values[~np.isnat(values)]
+    first, after_last = _python_years()
+    if present.size and (present.min() < first or present.max() >= after_last):
+        return None
+    texts = np.datetime_as_string(values, unit="ns" if unit == "ns" else "us").tolist()
+    return [None if text == "NaT" else _trimmed_fraction(text) for text in texts]
+
+
+def _trimmed_fraction(text: str) -> str:
+    """Drop trailing groups of three zeros from a 6 or 9 digit fraction, as isoformat does."""
+    if text.endswith("000") and len(text) - text.rindex(".") == 10:
+        text = text[:-3]
+    return text[:-7] if text.endswith(".000000") else text
+
+
+@functools.cache
+def _python_years() -> tuple[Any, Any]:
+    """Return the first day Python's datetime holds and the day after its last, as numpy."""
+    import numpy as np
+
+    return np.datetime64("0001-01-01"), np.datetime64("10000-01-01")
 
 
 def _same_in_arrow(dtype: Any) -> bool:

@@ -27,6 +27,7 @@ Missing statistics (no values, a standard deviation of one value) are null.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 from collections.abc import Sequence
@@ -146,14 +147,14 @@ def _batched_numeric_statistics(
 def _numeric_groups(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[list[_Member]]:
     """Group the columns that ``_batched_numeric_statistics`` takes; groups of one are left out."""
     import numpy as np
-    import pyarrow as pa
 
     groups: dict[str, list[_Member]] = {}
     for position, (_, data) in enumerate(columns):
         type_ = data.type
-        if data.null_count or not 0 < len(data) <= BATCH_MAX_VALUES:
+        taken = _batch_type(type_)
+        if taken is None or data.null_count or not 0 < len(data) <= BATCH_MAX_VALUES:
             continue
-        if _is_temporal(type_):
+        if taken == "temporal":
             # numpy's datetime64 and timedelta64 values read as the integers Arrow stores (days
             # for date32), without the Arrow cast ``_temporal_integers`` makes.
             integers = _numpy_values(data).view(np.int64)
@@ -165,9 +166,6 @@ def _numeric_groups(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[list
             member = _Member(position, data, offsets.astype(np.float64), True, base)
             groups.setdefault("float64", []).append(member)
             continue
-        if not (pa.types.is_integer(type_) or pa.types.is_float32(type_)
-                or pa.types.is_float64(type_)):
-            continue
         values = _numpy_values(data)
         if values.dtype.kind == "f":
             if not np.isfinite(values).all():
@@ -177,9 +175,24 @@ def _numeric_groups(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[list
             values, group = values.astype(np.float64), "float64"
         else:
             group = str(type_)
-        integer = not pa.types.is_floating(type_)
+        integer = taken == "integer"
         groups.setdefault(group, []).append(_Member(position, data, values, integer))
     return [members for members in groups.values() if len(members) > 1]
+
+
+@functools.lru_cache(maxsize=256)
+def _batch_type(type_: pa.DataType) -> str | None:
+    """Return how the batch takes a column of this Arrow type: "temporal", "integer", "float",
+    or None when it does not; cached, because frames repeat a few types."""
+    import pyarrow as pa
+
+    if _is_temporal(type_):
+        return "temporal"
+    if pa.types.is_integer(type_):
+        return "integer"
+    if pa.types.is_float32(type_) or pa.types.is_float64(type_):
+        return "float"
+    return None
 
 
 def _row_moments(matrix: np.ndarray) -> list[tuple[float | None, float | None]]:
@@ -282,18 +295,26 @@ def _add_distribution(
     ``edges`` are the histogram edges already made readable (``_readable_edges``); by default
     they are computed from the distribution.
     """
-    result["mean"] = to_json_value(mean)
-    result["std"] = to_json_value(std)
-    result["min"] = to_json_value(distribution.minimum)
+    result["mean"] = _json_number(mean)
+    result["std"] = _json_number(std)
+    result["min"] = _json_number(distribution.minimum)
     for key, value in zip(_QUANTILE_KEYS, distribution.quantiles):
-        result[key] = to_json_value(value + distribution.base if value is not None else None)
-    result["max"] = to_json_value(distribution.maximum)
+        result[key] = _json_number(value + distribution.base if value is not None else None)
+    result["max"] = _json_number(distribution.maximum)
     result["histogram"] = None
     if distribution.offsets is not None:
         if edges is None:
             edges = _readable_edges([distribution])[0]
         result["histogram"] = {"edges": edges, "counts": distribution.counts}
     return result
+
+
+def _json_number(value: Any) -> Any:
+    """Return ``to_json_value(value)``, without its type dispatch for plain ints and finite floats."""
+    kind = type(value)
+    if kind is int or (kind is float and math.isfinite(value)):
+        return value
+    return to_json_value(value)
 
 
 EDGE_DIGITS = 15

@@ -624,6 +624,17 @@ def test_preview_arrow_cells_equal_pandas_cells():
             "naive_ns": pd.date_range("2024-01-01", periods=6, freq="h").as_unit("ns")
             + pd.Timedelta(nanoseconds=7),
             "naive_s": pd.date_range("2024-01-01", periods=6, freq="D").as_unit("s"),
+            # Fractions of 0, 3 and 6 digits, and nanoseconds that are whole microseconds.
+            "naive_ms": pd.to_datetime(
+                ["2024-01-01 00:00:00.001", "2024-01-01", "2024-01-01", "1999-12-31 23:59:59.5",
+                 "0001-01-01", "9999-12-31"], format="ISO8601",
+            ).as_unit("ms"),
+            "naive_us": pd.to_datetime(
+                ["2024-01-01 00:00:00.000001", "2024-01-01 00:00:00.12", "2024-01-01",
+                 "2024-01-01 00:00:01", "1970-01-01", "1960-01-01 00:00:00.000003"],
+                format="ISO8601",
+            ).as_unit("us"),
+            "naive_whole_us_ns": pd.date_range("2024-01-01", periods=6, freq="1us").as_unit("ns"),
             "berlin": berlin,
             "berlin_ns": berlin.as_unit("ns"),
             "offset": pd.date_range("2024-01-01", periods=6, freq="h", tz="+05:30"),
@@ -632,7 +643,7 @@ def test_preview_arrow_cells_equal_pandas_cells():
         },
         index=pd.Index(list("uvwxyz"), name="key"),
     )
-    frame.loc["w", ["naive_ns", "berlin", "naive_s"]] = pd.NaT
+    frame.loc["w", ["naive_ns", "berlin", "naive_s", "naive_us"]] = pd.NaT
 
     prepared = prepare_frame(frame)
     table = frame_to_arrow(prepared)
@@ -642,8 +653,16 @@ def test_preview_arrow_cells_equal_pandas_cells():
     cells = frame_preview(prepared, 20, table)["rows"]
     assert cells[1][6:8] == [None, None]
     assert cells[2][4] == "inf"
-    assert cells[2][10] is None  # NaT in a tz-aware column
+    assert cells[2][13] is None  # NaT in a tz-aware column
     assert cells[0][8] == "2024-01-01T00:00:00.000000007"
+    assert [row[10] for row in cells] == [
+        "2024-01-01T00:00:00.001000", "2024-01-01T00:00:00", "2024-01-01T00:00:00",
+        "1999-12-31T23:59:59.500000", "0001-01-01T00:00:00", "9999-12-31T00:00:00",
+    ]
+    assert [row[11] for row in cells][:3] == [
+        "2024-01-01T00:00:00.000001", "2024-01-01T00:00:00.120000", None,
+    ]
+    assert cells[1][12] == "2024-01-01T00:00:00.000001"
 
 
 def test_dates_beyond_year_9999_stored(local_store):
