@@ -155,9 +155,7 @@ def _numeric_groups(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[list
         if taken is None or data.null_count or not 0 < len(data) <= BATCH_MAX_VALUES:
             continue
         if taken == "temporal":
-            # numpy's datetime64 and timedelta64 values read as the integers Arrow stores (days
-            # for date32), without the Arrow cast ``_temporal_integers`` makes.
-            integers = _numpy_values(data).view(np.int64)
+            integers = _temporal_integers(data)
             base = int(integers.min())
             # The span in Python ints: in int64 it can overflow (years 1700 to 2250 in ns).
             if int(integers.max()) - base > FLOAT64_EXACT:
@@ -381,14 +379,15 @@ def _moments(values: np.ndarray) -> tuple[float | None, float | None]:
 
 def _numpy_values(data: pa.ChunkedArray) -> np.ndarray:
     """Return the non-null values as one numpy array, without a copy when there is one chunk."""
-    import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     if data.null_count:
         data = pc.drop_null(data)
     if data.num_chunks == 0:
-        return np.empty(0, dtype=data.type.to_pandas_dtype())
-    array = data.chunk(0) if data.num_chunks == 1 else data.combine_chunks()
+        array = pa.array([], type=data.type)
+    else:
+        array = data.chunk(0) if data.num_chunks == 1 else data.combine_chunks()
     return array.to_numpy(zero_copy_only=False)
 
 
@@ -398,18 +397,23 @@ def _is_temporal(type_: pa.DataType) -> bool:
     return pa.types.is_timestamp(type_) or pa.types.is_date(type_) or pa.types.is_duration(type_)
 
 
-def _temporal_integers(data: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Return a temporal column as the integers it stores (days, milliseconds or its unit)."""
-    import pyarrow as pa
+def _temporal_integers(data: pa.ChunkedArray) -> np.ndarray:
+    """Return the non-null values of a temporal column as the integers it stores (days for
+    dates), as int64.
 
-    return data.cast(pa.int32() if pa.types.is_date32(data.type) else pa.int64())
+    numpy's datetime64 and timedelta64 values are read as integers without a copy, where an
+    Arrow cast to int64 would make one.
+    """
+    import numpy as np
+
+    return _numpy_values(data).view(np.int64)
 
 
 def _temporal_statistics(data: pa.ChunkedArray) -> dict[str, Any]:
     """Statistics of timestamps, dates and durations, computed on their integer values."""
     import numpy as np
 
-    integers = _numpy_values(_temporal_integers(data))
+    integers = _temporal_integers(data)
     # Everything is computed on the distances from the minimum, which float64 represents
     # exactly where it cannot represent the values themselves (nanosecond timestamps).
     base = int(integers.min()) if integers.size else 0

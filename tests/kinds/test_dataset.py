@@ -1281,6 +1281,23 @@ def test_duration_text_equals_pandas(unit):
         assert duration_text(value, unit) == str(pd.Timedelta(value, unit=unit)), value
 
 
+@pytest.mark.parametrize(
+    "type_",
+    [pa.timestamp("ns", tz="Europe/Berlin"), pa.timestamp("us"), pa.date32(), pa.date64(),
+     pa.duration("ms"), pa.float64(), pa.int8(), pa.bool_(), pa.decimal128(5, 2)],
+    ids=str,
+)
+def test_statistics_of_columns_without_values(type_):
+    from mlart_prefect.kinds._dataset_stats import column_statistics
+
+    # A table sliced or filtered to nothing can hold columns without any chunk.
+    for data in (pa.chunked_array([], type=type_), pa.chunked_array([pa.array([None], type_)])):
+        stats = column_statistics(data)
+
+        assert "error" not in stats
+        assert (stats["count"], stats["mean"], stats["histogram"]) == (0, None, None)
+
+
 def test_batch_failure_falls_back_per_column(monkeypatch):
     from mlart_prefect.kinds import _dataset_stats
 
