@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlart_prefect._storage import HASH_CHUNK, sha256_file
+from mlart_prefect._threads import HELPERS
 from mlart_prefect.errors import UnsupportedValueError
 from mlart_prefect.kinds.base import BodyPayload
 
@@ -104,76 +105,12 @@ def write_parquet(table: pa.Table, path: Path, name: str) -> BodyPayload:
     )
 
 
-class SmallParquetBody:
-    """The Parquet body of a small table: encoded in memory, then saved to a file and hashed.
-
-    The file is the one ``write_parquet`` writes. The steps are split by the work they do, so
-    that a second thread can encode while the calling thread computes statistics:
-
-    - creating the object opens a writer, which is Python work (options, schema conversion);
-    - ``encode`` is native code that releases the GIL, so it can run on another thread;
-    - ``save`` writes the file and hashes the bytes in memory, on the calling thread.
-
-    Measured with the 1,000-row benchmark frame on 2 shared cores, a writer thread that also
-    opened the writer, wrote the file and hashed it needed the GIL back several times while the
-    statistics held it, and the save then waited for the writer: 76 futex calls per save
-    against 20 with this split, and 3.57 against 3.44 ms per save (medians of 200 saves,
-    alternating in one process). The whole body is held in memory, so this is meant for
-    tables of a few MB at most.
-
-    Raises:
-        UnsupportedValueError: As ``write_parquet``, from creating the object or ``encode``.
-    """
-
-    def __init__(self, table: pa.Table, path: Path, name: str) -> None:
-        import pyarrow as pa
-
-        self._path = path
-        self._name = name
-        self._sink = pa.BufferOutputStream()
-        self.encode = _open_parquet(table, self._sink)
-        """Encode the table into memory; call it once, from any thread."""
-
-    def save(self) -> BodyPayload:
-        """Write the encoded bytes to the file and return its payload; call it after encode."""
-        data = self._sink.getvalue()
-        with open(self._path, "wb") as file:
-            file.write(data)
-        return BodyPayload(
-            name=self._name, media_type=PARQUET_MEDIA_TYPE, path=self._path,
-            sha256=hashlib.sha256(data).hexdigest(), size=data.size,
-        )
-
-
-def _open_parquet(table: pa.Table, sink: pa.NativeFile) -> Callable[[], None]:
-    """Open a Parquet writer of ``table`` on ``sink``; return the call that writes and closes.
-
-    Raises:
-        UnsupportedValueError: Parquet cannot store a column, from either step.
-    """
-    import pyarrow.parquet as pq
-
-    with _parquet_errors():
-        writer = pq.ParquetWriter(
-            sink, table.schema, use_dictionary=dictionary_columns(table.schema)
-        )
-
-    def write() -> None:
-        try:
-            with _parquet_errors():
-                writer.write_table(table)
-        finally:
-            writer.close()
-
-    return write
-
-
 def write_parquet_beside(
     table: pa.Table, path: Path, name: str, work: Callable[[], _T]
 ) -> tuple[BodyPayload, _T]:
-    """Write a table as Parquet on this thread while a new thread runs ``work``, then hashes.
+    """Write a table as Parquet on this thread while a helper thread runs ``work``, then hashes.
 
-    The file is the same as ``write_parquet`` writes. Once ``work`` is done, the new thread
+    The file is the same as ``write_parquet`` writes. Once ``work`` is done, the helper
     hashes the part of the file already written and follows the writer to the end, so the
     sha256 overlaps the rest of the write instead of following it.
 
@@ -185,21 +122,15 @@ def write_parquet_beside(
     outcome: dict[str, Any] = {}
 
     def run_work() -> None:
-        try:
-            outcome["result"] = work()
-            outcome["hash"] = _sha256_growing_file(path, finished)
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread below
-            outcome["error"] = exc
+        outcome["result"] = work()
+        outcome["hash"] = _sha256_growing_file(path, finished)
 
-    helper = threading.Thread(target=run_work, name="mlart-stats", daemon=True)
-    helper.start()
+    wait = HELPERS.start(run_work)
     try:
         _write_parquet_checked(table, path)
     finally:
         finished.set()
-        helper.join()
-    if "error" in outcome:
-        raise outcome["error"]
+        wait()
     sha256, size = outcome["hash"]
     body = BodyPayload(
         name=name, media_type=PARQUET_MEDIA_TYPE, path=path, sha256=sha256, size=size
@@ -238,15 +169,16 @@ def _sha256_growing_file(path: Path, finished: threading.Event) -> tuple[str, in
 
 def _write_parquet_checked(table: pa.Table, path: Path) -> None:
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     # A native output stream: the writing thread never needs the GIL for it.
-    with pa.OSFile(str(path), mode="wb") as sink:
-        _open_parquet(table, sink)()
+    with _parquet_errors(), pa.OSFile(str(path), mode="wb") as sink:
+        pq.write_table(table, sink, use_dictionary=dictionary_columns(table.schema))
 
 
 @contextmanager
 def _parquet_errors() -> Iterator[None]:
-    """Turn pyarrow's refusal of a column type into an error that says what to do."""
+    """Raise pyarrow's rejection of a column type as an UnsupportedValueError with the fix."""
     try:
         yield
     except NotImplementedError as exc:  # ArrowNotImplementedError, e.g. an empty struct

@@ -180,8 +180,11 @@ def _numeric_groups(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[list
 
 @functools.lru_cache(maxsize=256)
 def _batch_type(type_: pa.DataType) -> str | None:
-    """Return how the batch takes a column of this Arrow type: "temporal", "integer", "float",
-    or None when it does not; cached, because frames repeat a few types."""
+    """Return how the batch takes a column of this Arrow type.
+
+    The answer is "temporal", "integer", "float", or None for types the batch leaves out. It is
+    cached because frames repeat a few types.
+    """
     import pyarrow as pa
 
     if _is_temporal(type_):
@@ -197,7 +200,7 @@ def _row_moments(matrix: np.ndarray) -> list[tuple[float | None, float | None]]:
     """Return the mean and the standard deviation (ddof=1) of each row, in float64.
 
     The steps are those of np.mean and np.std (pairwise sums along the row, then the squared
-    deviations summed), so the numbers are theirs; written out, the mean is computed once.
+    deviations summed), so the numbers are theirs. Written out, the mean is computed once.
     """
     import numpy as np
 
@@ -612,8 +615,8 @@ def _frequency_statistics(data: pa.ChunkedArray, kind: str) -> dict[str, Any]:
     # pyarrow's for the few distinct values most columns have.
     counts = counted.field("counts").to_numpy()
     order = np.argsort(-counts, kind="stable")[:TOP_VALUES]
-    # Reading the few top values one by one costs less than an Arrow take; a dictionary
-    # value reads as the value it stands for.
+    # Reading the few top values one by one costs less than an Arrow take. A dictionary
+    # scalar reads as its decoded value.
     values = counted.field("values")
     result["top"] = [
         {"value": to_json_value(values[position].as_py()), "count": count}

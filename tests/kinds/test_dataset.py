@@ -561,22 +561,6 @@ def test_preview_markdown_notes_hidden_rows_and_columns(local_store):
     assert preview_markdown(preview).endswith("_5 of 30 rows and 100 of 120 columns shown._")
 
 
-def test_small_and_large_value_bodies_are_the_same_parquet(local_store, monkeypatch):
-    from mlart_prefect.kinds import dataset
-
-    frame = pd.DataFrame({"text": ["a" * 300_000, None, "b"], "n": [1, 2, 3]})
-
-    in_memory = save(local_store, frame, key="in-memory")
-    monkeypatch.setattr(dataset, "SMALL_BODY_MAX_BYTES", 0)  # write the file directly
-    direct = save(local_store, frame, key="direct")
-
-    assert in_memory.body().sha256 == direct.body().sha256
-    assert in_memory.body().size == direct.body().size
-    for manifest in (in_memory, direct):
-        pd.testing.assert_frame_equal(api.load(manifest.ref, store=local_store), frame)
-        assert column_stats(manifest, "n")["max"] == 3
-
-
 def test_preview_of_special_values_is_readable_json(local_store):
     ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
     frame = pd.DataFrame(
