@@ -16,7 +16,11 @@ Cases and their baselines:
   and 1 datetime column, numpy seed 0) saved with ``api.save`` and default options (preview,
   statistics with histograms, sha256, manifest) into a local store, against
   ``pq.write_table(pa.Table.from_pandas(df), path)`` into the same folder.
-- ``dataset-small``: the same schema with 1,000 rows, 30 operations per run.
+- ``dataset-small``: the same schema with 1,000 rows, 30 operations per run, each capture into
+  a new key (so the store also creates the key's folders, as on a key's first capture).
+- ``dataset-small-one-key``: the same, each capture a new version of one key, as when a task
+  that runs again and again captures its output. The raw write, as in every case, writes a new
+  file into one folder.
 - ``plot``: a two-panel 8x4-inch figure (50-bin histogram, 1,000-point scatter) saved with
   ``api.save`` and default options, against ``fig.savefig(buffer, format="png")``; 10
   operations per run, each on a new figure with its own title so no body is deduplicated.
@@ -43,13 +47,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CASES = ("dataset-large", "dataset-small", "plot")
+CASES = ("dataset-large", "dataset-small", "dataset-small-one-key", "plot")
 VARIANTS = ("raw", "capture")
-TARGETS = {"dataset-large": (1.2, 1.3), "dataset-small": (2.0, None), "plot": (1.1, None)}
+TARGETS = {
+    "dataset-large": (1.2, 1.3),
+    "dataset-small": (2.0, None),
+    "dataset-small-one-key": (2.0, None),
+    "plot": (1.1, None),
+}
 """Maximum capture/raw ratios per case: (median time, median peak RSS); None means no target."""
 
 MEASURES = ("seconds", "cpu_seconds", "peak_mib", "growth_mib")
-OPERATIONS_PER_RUN = {"dataset-large": 1, "dataset-small": 30, "plot": 10}
+OPERATIONS_PER_RUN = {"dataset-large": 1, "dataset-small": 30, "dataset-small-one-key": 30, "plot": 10}
 LARGE_ROWS = 1_000_000
 SMALL_ROWS = 1_000
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -144,7 +153,8 @@ def _dataset_operations(case: str, variant: str, folder: Path) -> list[Callable[
             for i, frame in enumerate(frames)
         ]
     api.save("warm-up", warm, store=store)
-    return [(lambda frame=frame, i=i: api.save(f"data-{i}", frame, store=store)) for i, frame in enumerate(frames)]
+    keys = ["data"] * count if case == "dataset-small-one-key" else [f"data-{i}" for i in range(count)]
+    return [(lambda frame=frame, key=key: api.save(key, frame, store=store)) for key, frame in zip(keys, frames)]
 
 
 def _plot_operations(variant: str, folder: Path) -> list[Callable[[], Any]]:

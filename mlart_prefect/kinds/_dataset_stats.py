@@ -10,7 +10,8 @@ Each column entry has ``kind``, ``type`` (the Arrow type), ``count`` (values pre
 
 - ``numeric`` and ``boolean`` columns: ``nan_count``, ``posinf_count``, ``neginf_count``,
   ``mean``, ``std`` (ddof=1), ``min``, ``25%``, ``50%``, ``75%``, ``max`` and ``histogram``
-  (``{"edges": [21 numbers], "counts": [20 ints]}`` over the finite values). NaN is missing: it
+  (``{"edges": [21 numbers], "counts": [20 ints]}`` over the finite values, the edges rounded
+  to ``EDGE_DIGITS`` significant digits of the largest one). NaN is missing: it
   counts in ``nan_count``, not in ``count``, and is skipped everywhere else. Infinities count as
   values, so ``min``/``max``/``mean`` may be ``"inf"``/``"-inf"``; they are left out of the
   histogram and counted in ``posinf_count``/``neginf_count``. Booleans are counted as 0 and 1
