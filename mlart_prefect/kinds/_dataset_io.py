@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import os
@@ -128,9 +129,13 @@ def write_parquet_beside(
     wait = HELPERS.start(run_work)
     try:
         _write_parquet_checked(table, path)
-    finally:
+    except BaseException:
         finished.set()
-        wait()
+        with contextlib.suppress(Exception):
+            wait()  # the write's error is the one to report
+        raise
+    finished.set()
+    wait()
     sha256, size = outcome["hash"]
     body = BodyPayload(
         name=name, media_type=PARQUET_MEDIA_TYPE, path=path, sha256=sha256, size=size

@@ -21,6 +21,7 @@ use, not ``import mlart_prefect``, so the CLI's fast paths stay fast.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -300,14 +301,18 @@ def _write_beside_statistics(
     MiB when the kept helper had encoded the small body.
 
     Raises:
-        Exception: What ``write`` or the statistics raised; both have ended then.
+        Exception: What ``write`` raised, else what the statistics raised; both have ended
+            then.
     """
     found: list[dict[str, Any]] = []
     wait = HELPERS.start(lambda: found.append(compute_statistics(columns, num_rows)))
     try:
         body = write()
-    finally:
-        wait()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            wait()  # the write's error is the one to report
+        raise
+    wait()
     return body, found[0]
 
 

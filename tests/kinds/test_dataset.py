@@ -1348,6 +1348,23 @@ def test_parquet_write_error_raised_after_statistics(local_store):
         local_store.get("empty-struct")
 
 
+@pytest.mark.parametrize("rows", [2, 60_000], ids=["small", "large"])
+def test_parquet_write_error_wins_over_statistics_error(local_store, monkeypatch, rows):
+    from mlart_prefect.kinds import dataset
+
+    def failing_statistics(columns, num_rows):
+        raise RuntimeError("statistics broke")
+
+    monkeypatch.setattr(dataset, "compute_statistics", failing_statistics)
+    table = pa.table({"a": np.arange(rows), "b": np.arange(rows),
+                      "empty": pa.array([{}] * rows, pa.struct([]))})
+
+    with pytest.raises(UnsupportedValueError, match="Cannot write the dataset as Parquet"):
+        api.save("empty-struct", table, store=local_store, stats=True)
+
+    assert stored_files(local_store) == []
+
+
 def test_statistics_failure_keeps_counts(monkeypatch):
     from mlart_prefect.kinds import _dataset_stats
 
