@@ -279,7 +279,11 @@ def _rank_positions(total: int, fractions: Sequence[float]) -> tuple[list[float]
 
 
 def _interpolate(positions: list[float], found: dict[int, Any]) -> list[Any]:
-    """Return the value at each fractional rank, linear between neighbouring order statistics."""
+    """Return the value at each fractional rank, linear between neighbouring order statistics.
+
+    Between an infinity and a finite value the result is the infinity, where the arithmetic
+    would give NaN for -inf (``-inf + inf * fraction``). Between -inf and +inf it is NaN.
+    """
     result = []
     for position in positions:
         lower = math.floor(position)
@@ -287,9 +291,12 @@ def _interpolate(positions: list[float], found: dict[int, Any]) -> list[Any]:
         low_value = found[lower]
         if fraction == 0 or found[lower + 1] == low_value:
             result.append(low_value)
+            continue
+        low, high = float(low_value), float(found[lower + 1])
+        if math.isinf(low) != math.isinf(high):
+            result.append(low if math.isinf(low) else high)
         else:
-            high_value = found[lower + 1]
-            result.append(float(low_value) + (float(high_value) - float(low_value)) * fraction)
+            result.append(low + (high - low) * fraction)
     return result
 
 

@@ -10,8 +10,8 @@ Each column entry has ``kind``, ``type`` (the Arrow type), ``count`` (values pre
 
 - ``numeric`` and ``boolean`` columns: ``nan_count``, ``posinf_count``, ``neginf_count``,
   ``mean``, ``std`` (ddof=1), ``min``, ``25%``, ``50%``, ``75%``, ``max`` and ``histogram``
-  (``{"edges": [21 numbers], "counts": [20 ints]}`` over the finite values, the edges rounded
-  to ``EDGE_DIGITS`` significant digits of the largest one). NaN is missing: it
+  (``{"edges": [21 numbers], "counts": [20 ints]}`` over the finite values, the inner edges
+  rounded to ``EDGE_DIGITS`` significant digits of the largest one). NaN is missing: it
   counts in ``nan_count``, not in ``count``, and is skipped everywhere else. Infinities count as
   values, so ``min``/``max``/``mean`` may be ``"inf"``/``"-inf"``; they are left out of the
   histogram and counted in ``posinf_count``/``neginf_count``. Booleans are counted as 0 and 1
@@ -326,9 +326,9 @@ EDGE_DIGITS = 15
 def _readable_edges(distributions: Sequence[Distribution]) -> list[list[float]]:
     """Return the histogram edges (base plus offsets) of each distribution, rounded.
 
-    Each histogram's edges keep ``EDGE_DIGITS`` significant digits of its largest edge, which
-    drops the noise of computed edges: 0.8500000000000001 becomes 0.85 and an edge of 1e-17
-    between -1 and 1 becomes 0.0. Every row is rounded by the same arithmetic whether it comes
+    Each histogram's inner edges keep ``EDGE_DIGITS`` significant digits of its largest edge,
+    which drops the noise of computed edges: 0.8500000000000001 becomes 0.85 and an edge of
+    1e-17 between -1 and 1 becomes 0.0. The first and last edges are kept exact. Every row is rounded by the same arithmetic whether it comes
     alone or in a batch, so a batch of columns and a single column get the same numbers.
     """
     import numpy as np
@@ -344,8 +344,13 @@ def _readable_edges(distributions: Sequence[Distribution]) -> list[list[float]]:
     if all(0 <= decimals <= _MAX_DECIMALS for decimals in digits):
         # One pass for the usual case; the arithmetic is that of _round_edges.
         scale = np.array([10.0**decimals for decimals in digits])[:, None]
-        return (np.rint(edges * scale) / scale).tolist()
-    return [_round_edges(row, decimals).tolist() for row, decimals in zip(edges, digits)]
+        rounded = np.rint(edges * scale) / scale
+    else:
+        rounded = np.array([_round_edges(row, decimals) for row, decimals in zip(edges, digits)])
+    # The outer edges stay as computed, so the bins still cover every value.
+    rounded[:, 0] = edges[:, 0]
+    rounded[:, -1] = edges[:, -1]
+    return rounded.tolist()
 
 
 _MAX_DECIMALS = 300
@@ -456,12 +461,13 @@ def _temporal_result(
     shift = base + (distribution.base or 0)
     extremes = [_offset(distribution.minimum, base), _offset(distribution.maximum, base)]
     quartiles = _shifted(distribution.quantiles, shift)
-    offsets = distribution.offsets or []
+    edges = _shifted(distribution.offsets or [], shift)
+    if edges and extremes[0] != extremes[1]:
+        # float64 distances can miss the extremes by a few units, so the outer edges are set
+        # to the extremes.
+        edges[0], edges[-1] = extremes
     # One conversion for the points and the histogram edges: each costs a few Arrow calls.
-    texts = _as_temporal(
-        [_offset(mean, base), extremes[0], *quartiles, extremes[1], *_shifted(offsets, shift)],
-        type_,
-    )
+    texts = _as_temporal([_offset(mean, base), extremes[0], *quartiles, extremes[1], *edges], type_)
     result["mean"] = texts[0]
     result["std"] = _duration(std, type_) if std is not None and math.isfinite(std) else None
     points = len(quartiles) + 2

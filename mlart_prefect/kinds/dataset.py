@@ -296,9 +296,14 @@ def _write_beside_statistics(
 
     The statistics run on the helper and the native Parquet write here, not the other way
     round. Measured with the 1,000-row benchmark frame, that took 2.41 against 2.47 ms per save
-    (medians of 300 alternating saves in one process). It also spares memory: after a small
-    save, a save of the 1,000,000-row frame grew the process by 46 to 68 MiB, against 80 to 89
-    MiB when the kept helper had encoded the small body.
+    (medians of 300 alternating saves in one process). After one small save, a save of the
+    1,000,000-row frame grew the process by 46 to 68 MiB, against 80 to 89 MiB when the kept
+    helper had encoded the small body.
+
+    NOTE: after 200 small saves in one process, that large save grew it by 94 to 100 MiB with
+    every arrangement tried (this one, the reverse, a new thread per save), against 62 to 67 MiB
+    when small statistics ran on the calling thread and a new thread wrote the body. The cause
+    was not found.
 
     Raises:
         Exception: What ``write`` raised, else what the statistics raised; both have ended

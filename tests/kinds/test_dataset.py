@@ -762,6 +762,25 @@ def test_histogram_edges_are_rounded_to_15_significant_digits(local_store):
         assert tiny == np.linspace(0.0, 1e-310, 21).tolist()
 
 
+def test_histogram_outer_edges_are_the_extremes(local_store):
+    stamps = pd.to_datetime(["1999-12-31 00:00:00.000001", "2010-05-05", "2024-06-30 23:59:59.5"],
+                            format="ISO8601")
+    frame = pd.DataFrame(
+        {
+            "wide_int": np.array([-5, 2**62, 7]),
+            "wide_float": [-5.0, 4.6e18, 1.0],
+            "nanoseconds": stamps.as_unit("ns"),
+        }
+    )
+    single = pd.concat([frame, pd.DataFrame({"wide_float": [np.nan]})])  # no batch for floats
+
+    for manifest in (save(local_store, frame), save(local_store, single, key="single")):
+        for name in ("wide_int", "wide_float", "nanoseconds"):
+            stats = column_stats(manifest, name)
+            edges = stats["histogram"]["edges"]
+            assert (edges[0], edges[-1]) == (stats["min"], stats["max"]), name
+
+
 def test_infinities_and_all_nan_column_statistics(local_store):
     frame = pd.DataFrame(
         {
@@ -1094,6 +1113,10 @@ def test_distribution_ranks_infinities():
 
     assert found.quantiles[0] == -math.inf
     assert found.quantiles[1:4] == [-1.25, 2.0, math.inf]
+    # Between -inf and a number: -inf, not the NaN that -inf + inf * fraction gives.
+    low_quartile = describe_distribution(np.array([1.0, np.inf, -np.inf, 2.0]), quantiles=(0.25,),
+                                         bins=20, infinities=True)
+    assert low_quartile.quantiles == [-math.inf]
     assert found.quantiles[4] == math.inf
     assert (found.minimum, found.maximum) == (-math.inf, math.inf)
     assert sum(found.counts) == 3
