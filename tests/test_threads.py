@@ -17,7 +17,7 @@ def thread_of(helpers: HelperThreads) -> int:
     return seen[0]
 
 
-def test_work_runs_on_another_thread_and_the_helper_is_kept():
+def test_helper_kept_between_work():
     helpers = HelperThreads()
 
     first = thread_of(helpers)
@@ -27,7 +27,7 @@ def test_work_runs_on_another_thread_and_the_helper_is_kept():
     assert second == first
 
 
-def test_wait_reraises_what_the_work_raised_and_the_helper_survives():
+def test_wait_reraises_work_error():
     helpers = HelperThreads()
     wait = helpers.start(lambda: 1 / 0)
 
@@ -36,7 +36,7 @@ def test_wait_reraises_what_the_work_raised_and_the_helper_survives():
     assert thread_of(helpers) != threading.get_ident()
 
 
-def test_wait_returns_only_after_the_work_ended():
+def test_wait_returns_after_work_ends():
     helpers = HelperThreads()
     finished = threading.Event()
 
@@ -49,7 +49,7 @@ def test_wait_returns_only_after_the_work_ended():
     assert finished.is_set()
 
 
-def test_concurrent_work_gets_its_own_helpers_and_at_most_the_limit_is_kept():
+def test_concurrent_work_gets_own_helpers():
     helpers = HelperThreads()
     count = MAX_IDLE_HELPERS + 2
     barrier = threading.Barrier(count)
@@ -71,7 +71,7 @@ def test_concurrent_work_gets_its_own_helpers_and_at_most_the_limit_is_kept():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_child_starts_its_own_helpers():
+def test_forked_child_starts_own_helpers():
     from mlart_prefect._threads import HELPERS
 
     thread_of(HELPERS)  # the parent now keeps an idle helper

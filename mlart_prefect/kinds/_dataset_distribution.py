@@ -97,11 +97,11 @@ def describe_distributions(
     """Summarise several columns at once, each exactly as ``describe_distribution`` would.
 
     For short columns most of the time of ``describe_distribution`` is the fixed cost of its
-    numpy calls, so the rows of ``matrix`` are sorted in one call and everything is read from
+    numpy calls. So the rows of ``matrix`` are sorted in one call, and everything is read from
     the sorted rows: the extremes at their ends, the order statistics at their ranks and the
     histogram counts by a binary search of each bin edge. On new data one sort cost less than
-    selecting the quartiles' ranks (``np.partition``) alone: 103 against 133 microseconds for 8
-    rows of 1,000 values on 2 shared cores.
+    selecting the quartiles' ranks with ``np.partition`` alone (103 against 133 microseconds
+    for 8 rows of 1,000 values on 2 shared cores).
 
     Args:
         matrix: A 2-D numpy array of integers or floats with one column per row and at most
@@ -185,8 +185,8 @@ def _row_edges(
 def _sorted_histograms(ordered: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Count each sorted row's values per bin by np.histogram's rule, by binary search.
 
-    A bin holds the values from its lower edge up to, not including, its upper edge; the last
-    bin includes its upper edge. Values are compared in the edges' type, as np.histogram
+    A bin contains the values from its lower edge up to, not including, its upper edge. The
+    last bin includes its upper edge. Values are compared in the edges' type, as np.histogram
     compares them. Every value lies within its row's first and last edge.
     """
     import numpy as np

@@ -176,16 +176,10 @@ def _write_parquet_checked(table: pa.Table, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    # A native output stream: the writing thread never needs the GIL for it.
-    with _parquet_errors(), pa.OSFile(str(path), mode="wb") as sink:
-        pq.write_table(table, sink, use_dictionary=dictionary_columns(table.schema))
-
-
-@contextmanager
-def _parquet_errors() -> Iterator[None]:
-    """Raise pyarrow's rejection of a column type as an UnsupportedValueError with the fix."""
     try:
-        yield
+        # A native output stream: the writing thread never needs the GIL for it.
+        with pa.OSFile(str(path), mode="wb") as sink:
+            pq.write_table(table, sink, use_dictionary=dictionary_columns(table.schema))
     except NotImplementedError as exc:  # ArrowNotImplementedError, e.g. an empty struct
         raise UnsupportedValueError(
             f"Cannot write the dataset as Parquet: {exc}. Convert the column it names to a "

@@ -134,7 +134,7 @@ def _trimmed_fraction(text: str) -> str:
 
 @functools.cache
 def _python_years() -> tuple[Any, Any]:
-    """Return the first day Python's datetime holds and the day after its last, as numpy."""
+    """Return the first day Python's datetime can represent and the day after its last."""
     import numpy as np
 
     return np.datetime64("0001-01-01"), np.datetime64("10000-01-01")

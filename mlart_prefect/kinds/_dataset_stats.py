@@ -183,8 +183,8 @@ def _numeric_groups(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[list
 def _batch_type(type_: pa.DataType) -> str | None:
     """Return how the batch takes a column of this Arrow type.
 
-    The answer is "temporal", "integer", "float", or None for types the batch leaves out. It is
-    cached because frames repeat a few types.
+    It returns "temporal", "integer", "float", or None for types the batch leaves out. The result
+    is cached because frames repeat a few types.
     """
     import pyarrow as pa
 

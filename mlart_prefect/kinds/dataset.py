@@ -301,9 +301,9 @@ def _write_beside_statistics(
     helper had encoded the small body.
 
     NOTE: after 200 small saves in one process, that large save grew it by 94 to 100 MiB with
-    every arrangement tried (this one, the reverse, a new thread per save), against 62 to 67 MiB
-    when small statistics ran on the calling thread and a new thread wrote the body. The cause
-    was not found.
+    every arrangement tried (this one, the reverse, a new thread per save). It grew by 62 to 67
+    MiB when small statistics ran on the calling thread and a new thread wrote the body. The
+    cause was not found.
 
     Raises:
         Exception: What ``write`` raised, else what the statistics raised; both have ended

@@ -1284,7 +1284,7 @@ def test_duration_text_equals_pandas(unit):
               123_456_789_012, 2**62, -1, -86_401]
     for value in values:
         if abs(value) * {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit] >= 2**63:
-            continue  # beyond what pandas holds in nanoseconds
+            continue  # beyond what pandas can represent in nanoseconds
         assert duration_text(value, unit) == str(pd.Timedelta(value, unit=unit)), value
 
 
