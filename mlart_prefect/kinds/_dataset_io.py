@@ -106,6 +106,41 @@ def write_parquet(table: pa.Table, path: Path, name: str) -> BodyPayload:
     )
 
 
+def parquet_encoder(table: pa.Table) -> Callable[[], pa.Buffer]:
+    """Build a Parquet writer of ``table`` into memory and return the call that encodes it.
+
+    The returned call gives the same bytes as ``write_parquet`` writes. Building the writer is
+    Python work and happens here. The call itself is native pyarrow code that needs the GIL
+    only to start and to return, so a helper thread can run it while this thread computes the
+    statistics. A helper running ``write_parquet`` contends for the GIL more often: the
+    writer's setup, the file's opening and the hash are Python steps between native ones.
+
+    Raises:
+        UnsupportedValueError: As ``write_parquet``, here or from the returned call.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    with _parquet_errors():
+        writer = pq.ParquetWriter(sink, table.schema, use_dictionary=dictionary_columns(table.schema))
+
+    def encode() -> pa.Buffer:
+        with _parquet_errors(), writer:
+            writer.write_table(table)
+        return sink.getvalue()
+
+    return encode
+
+
+def write_buffer(data: pa.Buffer, path: Path, name: str, media_type: str) -> BodyPayload:
+    """Hash a body held in memory and write it to ``path`` in one call."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    with open(path, "wb") as file:
+        file.write(data)
+    return BodyPayload(name=name, media_type=media_type, path=path, sha256=sha256, size=data.size)
+
+
 def write_parquet_beside(
     table: pa.Table, path: Path, name: str, work: Callable[[], _T]
 ) -> tuple[BodyPayload, _T]:
@@ -176,11 +211,17 @@ def _write_parquet_checked(table: pa.Table, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    # A native output stream: the writing thread never needs the GIL for it.
+    with _parquet_errors(), pa.OSFile(str(path), mode="wb") as sink:
+        pq.write_table(table, sink, use_dictionary=dictionary_columns(table.schema))
+
+
+@contextmanager
+def _parquet_errors() -> Iterator[None]:
+    """Raise what pyarrow cannot write as Parquet (an empty struct, say) as UnsupportedValueError."""
     try:
-        # A native output stream: the writing thread never needs the GIL for it.
-        with pa.OSFile(str(path), mode="wb") as sink:
-            pq.write_table(table, sink, use_dictionary=dictionary_columns(table.schema))
-    except NotImplementedError as exc:  # ArrowNotImplementedError, e.g. an empty struct
+        yield
+    except NotImplementedError as exc:  # ArrowNotImplementedError
         raise UnsupportedValueError(
             f"Cannot write the dataset as Parquet: {exc}. Convert the column it names to a "
             "supported type first."

@@ -49,11 +49,14 @@ from mlart_prefect.kinds._dataset_frames import (
     restore_frame,
 )
 from mlart_prefect.kinds._dataset_io import (
+    PARQUET_MEDIA_TYPE,
+    parquet_encoder,
     read_parquet,
     read_table_csv,
     schema_from_text,
     schema_text,
     write_parquet,
+    write_buffer,
     write_parquet_beside,
     write_table_csv,
 )
@@ -88,14 +91,15 @@ _SERIES = "pandas.Series"
 _TABLE = "pyarrow.Table"
 _UNNAMED_SERIES_COLUMN = "value"
 
-PARALLEL_STATS_MIN_CELLS = 100_000
-"""Rows x columns from which a CSV body is written while the statistics are computed.
+LARGE_FRAME_CELLS = 100_000
+"""Rows x columns from which a dataset is written and summarised as a large one.
 
-Writing CSV is Python work, like most of the statistics of small frames, so below this size
-one follows the other. Measured by encoding the benchmark schema (10 columns) on 2 shared
-cores, a statistics thread cost time at 1,000 rows (6.5 against 6.0 ms per encode) and saved
-time from 10,000 rows on (58 against 80 ms at 100,000 rows). From this size a Parquet body is
-also hashed as it is written (``write_parquet_beside``).
+From this size a CSV body is written while a helper thread computes the statistics, and a
+Parquet body is streamed to its file and hashed as it grows (``write_parquet_beside``); below
+it a Parquet body is encoded in memory. Writing CSV is Python work, like most of the
+statistics of small frames. Measured by encoding the benchmark schema (10 columns) on 2 shared
+cores, a statistics thread beside a CSV write cost time at 1,000 rows (6.5 against 6.0 ms per
+encode) and saved time from 10,000 rows on (58 against 80 ms at 100,000 rows).
 """
 
 
@@ -168,6 +172,8 @@ class DatasetHandler(KindHandler):
                 written to the store then.
         """
         options = _check_options(format=format, preview=preview, stats=stats, local_path=local_path)
+        if _cells(value) >= LARGE_FRAME_CELLS:
+            _release_arrow_memory()
         if isinstance(value, pa.Table):
             return _encode_table(value, ctx, options)
         if isinstance(value, pd.Series):
@@ -199,6 +205,27 @@ class DatasetHandler(KindHandler):
                 series.name = None
             return series
         return frame
+
+
+def _cells(value: Any) -> int:
+    if isinstance(value, pa.Table):
+        return value.num_rows * value.num_columns
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        return value.size
+    return 0
+
+
+def _release_arrow_memory() -> None:
+    """Ask pyarrow's default memory pool to return its unused memory to the system.
+
+    The pool (mimalloc in pyarrow's wheels) keeps pages from earlier allocations, and after
+    many small writes it serves a large one partly from new pages. After 200 saves of a
+    1,000-row frame, the save of a 1,000,000-row frame raised the process's peak by 95 to 104
+    MiB without this call and by 62 to 70 MiB with it, about as much as after a single small
+    save (three runs each). Plain ``pq.write_table`` shows it too: after 200 writes of the small
+    frame, a large write raised the peak by 64 MiB instead of 32. The call took 0.17 ms.
+    """
+    pa.default_memory_pool().release_unused()
 
 
 def _check_options(
@@ -264,51 +291,21 @@ def _wants_stats(
     )
 
 
-def _write_with_stats(
+def _write_csv_with_stats(
     write: Callable[[], BodyPayload],
     columns: list[tuple[str, pa.ChunkedArray]],
     num_rows: int,
     wanted: bool,
-    *,
-    parquet: tuple[pa.Table, Path, str] | None = None,
 ) -> tuple[BodyPayload, dict[str, Any] | None]:
-    """Write the body and compute statistics, on two threads when that saves time.
+    """Write a CSV body and compute statistics, beside each other for large frames.
 
-    ``parquet`` (table, path, body name) says that ``write`` writes that table as Parquet,
-    native code that releases the GIL, so the statistics run on a helper thread meanwhile. A
-    small CSV body is Python work and is written after the statistics (see
-    ``PARALLEL_STATS_MIN_CELLS``).
+    Writing CSV is Python work, like most of the statistics of small frames, so below
+    ``LARGE_FRAME_CELLS`` one follows the other.
     """
     if not wanted:
         return write(), None
-    small = num_rows * len(columns) < PARALLEL_STATS_MIN_CELLS
-    if parquet is None and small:
+    if num_rows * len(columns) < LARGE_FRAME_CELLS:
         return write(), compute_statistics(columns, num_rows)
-    if parquet is not None and not small:
-        return write_parquet_beside(*parquet, lambda: compute_statistics(columns, num_rows))
-    return _write_beside_statistics(write, columns, num_rows)
-
-
-def _write_beside_statistics(
-    write: Callable[[], BodyPayload], columns: list[tuple[str, pa.ChunkedArray]], num_rows: int
-) -> tuple[BodyPayload, dict[str, Any]]:
-    """Run ``write`` on this thread while a kept helper thread computes the statistics.
-
-    The statistics run on the helper and the native Parquet write here, not the other way
-    round. Measured with the 1,000-row benchmark frame, that took 2.41 against 2.47 ms per save
-    (medians of 300 alternating saves in one process). After one small save, a save of the
-    1,000,000-row frame grew the process by 46 to 68 MiB, against 80 to 89 MiB when the kept
-    helper had encoded the small body.
-
-    NOTE: after 200 small saves in one process, that large save grew it by 94 to 100 MiB with
-    every arrangement tried (this one, the reverse, a new thread per save). It grew by 62 to 67
-    MiB when small statistics ran on the calling thread and a new thread wrote the body. The
-    cause was not found.
-
-    Raises:
-        Exception: What ``write`` raised, else what the statistics raised; both have ended
-            then.
-    """
     found: list[dict[str, Any]] = []
     wait = HELPERS.start(lambda: found.append(compute_statistics(columns, num_rows)))
     try:
@@ -319,6 +316,42 @@ def _write_beside_statistics(
         raise
     wait()
     return body, found[0]
+
+
+def _write_parquet_with_stats(
+    table: pa.Table,
+    path: Path,
+    name: str,
+    columns: list[tuple[str, pa.ChunkedArray]],
+    wanted: bool,
+) -> tuple[BodyPayload, dict[str, Any] | None]:
+    """Write a Parquet body and compute statistics, the native encoding beside the statistics.
+
+    Below ``LARGE_FRAME_CELLS`` the body is encoded in memory on a kept helper thread while
+    this thread computes the statistics, then hashed and written in one call. From that size
+    it is written to the file on this thread and the helper computes the statistics, then
+    hashes the file as it grows (``write_parquet_beside``).
+
+    Raises:
+        Exception: The encoding's error, else the statistics' error; both have ended then.
+    """
+    num_rows = table.num_rows
+    if num_rows * len(columns) >= LARGE_FRAME_CELLS:
+        if not wanted:
+            return write_parquet(table, path, name), None
+        return write_parquet_beside(table, path, name, lambda: compute_statistics(columns, num_rows))
+    encode = parquet_encoder(table)
+    if not wanted:
+        return write_buffer(encode(), path, name, PARQUET_MEDIA_TYPE), None
+    encoded: list[pa.Buffer] = []
+    wait = HELPERS.start(lambda: encoded.append(encode()))
+    try:
+        statistics = compute_statistics(columns, num_rows)
+    except BaseException:
+        wait()  # an error of the encoding is the one to report
+        raise
+    wait()
+    return write_buffer(encoded[0], path, name, PARQUET_MEDIA_TYPE), statistics
 
 
 def _encode_series(series: pd.Series, ctx: EncodeContext, options: DatasetOptions) -> Encoded:
@@ -346,13 +379,12 @@ def _encode_frame(
     path = ctx.workdir / options.body_name
     logger.debug("Writing dataset %s/%s as %s to %s", ctx.project, ctx.key, options.format, path)
     if options.format == "csv":
-        body, statistics = _write_with_stats(
+        body, statistics = _write_csv_with_stats(
             lambda: write_frame_csv(prepared, path, options.body_name), columns, num_rows, wanted,
         )
     else:
-        body, statistics = _write_with_stats(
-            lambda: write_parquet(table, path, options.body_name), columns, num_rows, wanted,
-            parquet=(table, path, options.body_name),
+        body, statistics = _write_parquet_with_stats(
+            table, path, options.body_name, columns, wanted
         )
 
     spec = _base_spec(python_type, options, body, num_rows, num_columns)
@@ -379,11 +411,14 @@ def _encode_table(table: pa.Table, ctx: EncodeContext, options: DatasetOptions) 
     columns = [(name, table.column(i)) for i, name in enumerate(names)]
     path = ctx.workdir / options.body_name
     if options.format == "csv":
-        write = lambda: write_table_csv(table, path, options.body_name)
+        body, statistics = _write_csv_with_stats(
+            lambda: write_table_csv(table, path, options.body_name), columns, table.num_rows,
+            wanted,
+        )
     else:
-        write = lambda: write_parquet(table, path, options.body_name)
-    parquet = (table, path, options.body_name) if options.format == "parquet" else None
-    body, statistics = _write_with_stats(write, columns, table.num_rows, wanted, parquet=parquet)
+        body, statistics = _write_parquet_with_stats(
+            table, path, options.body_name, columns, wanted
+        )
 
     spec = _base_spec(_TABLE, options, body, table.num_rows, table.num_columns)
     spec["schema"] = _table_schema(table, names)

@@ -145,15 +145,15 @@ def test_parquet_dictionary_skips_continuous_types(tmp_path):
 
 @pytest.mark.parametrize("value_type", ["frame", "table"])
 def test_large_parquet_hashed_while_written(tmp_path, value_type):
-    """From PARALLEL_STATS_MIN_CELLS the Parquet body is hashed as it is written."""
+    """From LARGE_FRAME_CELLS the Parquet body is hashed as it is written."""
     import hashlib
 
     import pyarrow.parquet as pq
 
     from mlart_prefect.kinds._dataset_stats import compute_statistics
-    from mlart_prefect.kinds.dataset import PARALLEL_STATS_MIN_CELLS
+    from mlart_prefect.kinds.dataset import LARGE_FRAME_CELLS
 
-    rows = PARALLEL_STATS_MIN_CELLS // 2 + 1
+    rows = LARGE_FRAME_CELLS // 2 + 1
     rng = np.random.default_rng(7)
     frame = pd.DataFrame({"x": rng.normal(size=rows), "n": rng.integers(0, 50, size=rows)})
     table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -167,6 +167,42 @@ def test_large_parquet_hashed_while_written(tmp_path, value_type):
     assert pq.read_table(body.path).column("n").to_pylist() == frame["n"].tolist()
     expected = compute_statistics([("x", table.column("x")), ("n", table.column("n"))], rows)
     assert encoded.spec["stats"] == expected
+
+
+@pytest.mark.parametrize("stats", [True, False], ids=["stats", "no-stats"])
+def test_small_body_equals_streamed_parquet(tmp_path, stats):
+    """A small body, encoded in memory on the helper thread, has the streamed writer's bytes."""
+    import hashlib
+
+    from mlart_prefect.kinds._dataset_io import write_parquet
+
+    frame = pd.DataFrame({"x": np.linspace(0, 1, 500), "n": np.arange(500) % 7,
+                          "label": ["a", "b"] * 250})
+
+    encoded = encode(frame, tmp_path, stats=stats)
+    body = encoded.bodies[0]
+    streamed = write_parquet(pa.Table.from_pandas(frame), tmp_path / "streamed.parquet", "x")
+
+    data = body.path.read_bytes()
+    assert data == streamed.path.read_bytes()
+    assert (body.sha256, body.size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert (encoded.spec["stats"] is not None) is stats
+
+
+@pytest.mark.parametrize(("rows", "released"), [(1_000, False), (60_000, True)])
+def test_large_save_releases_arrow_memory(tmp_path, monkeypatch, rows, released):
+    from mlart_prefect.kinds import dataset
+
+    calls: list[bool] = []
+    real = dataset._release_arrow_memory
+    monkeypatch.setattr(dataset, "_release_arrow_memory", lambda: calls.append(real() is None))
+    frame = pd.DataFrame({"x": np.arange(rows, dtype=float), "n": np.arange(rows)})
+
+    encode(frame, tmp_path)
+    encode(pa.Table.from_pandas(frame), tmp_path)
+
+    assert calls == ([True, True] if released else [])
+
 
 def test_same_frame_saved_twice_keeps_one_version(local_store):
     frame = pd.DataFrame({"a": [3.0, 1.0, 2.0] * 50, "b": ["x", "y", "z"] * 50})
