@@ -18,7 +18,8 @@ Each column entry has ``kind``, ``type`` (the Arrow type), ``count`` (values pre
   and also get ``top``.
 - ``datetime``, ``date`` and ``timedelta`` columns: the same keys with ISO 8601 (or timedelta)
   text for values and histogram edges, and no NaN or infinity counts.
-- other columns (text, categorical, binary, JSON-encoded, nested): ``distinct`` and ``top``, the
+- ``text`` (string), ``categorical`` (pandas categoricals, Arrow dictionaries) and ``other``
+  columns (binary, JSON-encoded, nested, all-null): ``distinct`` and ``top``, the
   ``top_values`` most frequent values as ``[{"value": v, "count": n}, ...]``; nested types that
   Arrow cannot count have ``distinct`` and ``top`` set to None.
 
@@ -238,7 +239,9 @@ def _typed_statistics(data: pa.ChunkedArray) -> dict[str, Any]:
     import pyarrow as pa
 
     type_ = data.type
-    if pa.types.is_dictionary(type_) or pa.types.is_null(type_):
+    if pa.types.is_dictionary(type_):
+        return _frequency_statistics(data, "categorical")
+    if pa.types.is_null(type_):
         return _frequency_statistics(data, "other")
     if pa.types.is_boolean(type_):
         result = _numeric_statistics(data.cast(pa.uint8()), "boolean", type_)

@@ -761,8 +761,9 @@ def test_text_statistics_count_distinct_and_top_values(local_store):
 
     manifest = save(local_store, frame)
 
-    for name in ("color", "cat"):
+    for name, kind in (("color", "text"), ("cat", "categorical")):
         stats = column_stats(manifest, name)
+        assert stats["kind"] == kind
         assert (stats["count"], stats["nulls"], stats["distinct"]) == (22, 1, 15)
         assert len(stats["top"]) == 10
         assert stats["top"][:3] == [
