@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import math
 import uuid
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ __all__ = [
     "POSITIVE_INFINITY",
     "JsonValue",
     "is_missing",
+    "narrow_float",
     "to_json_value",
 ]
 
@@ -143,6 +145,25 @@ _EXACT_TYPE_CONVERTERS: dict[type, Any] = {
     dt.date: _isoformat,
     dt.time: _isoformat,
 }
+
+
+def narrow_float(value: Any, narrow_type: type) -> Any:
+    """Return a float as the shortest decimal that reads back as the same ``narrow_type`` value.
+
+    ``narrow_type`` is ``np.float32`` or ``np.float16``. A value from a float32 column then
+    reads 0.1 instead of 0.10000000149011612, as numpy prints it. Values that are
+    not finite floats, or that ``narrow_type`` cannot hold, are returned unchanged.
+    """
+    if type(value) is not float or not abs(value) <= _largest(narrow_type):
+        return value
+    return float(str(narrow_type(value)))
+
+
+@functools.cache
+def _largest(narrow_type: type) -> float:
+    import numpy as np
+
+    return float(np.finfo(narrow_type).max)
 
 
 def _float(value: float) -> float | str | None:

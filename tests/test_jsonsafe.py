@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mlart_prefect.jsonsafe import is_missing, to_json_value
+from mlart_prefect.jsonsafe import is_missing, narrow_float, to_json_value
 
 
 class Color(enum.Enum):
@@ -180,3 +180,20 @@ def test_unknown_objects_use_str_and_survive_broken_str():
 )
 def test_is_missing(value, missing):
     assert is_missing(value) is missing
+
+
+@pytest.mark.parametrize(
+    ("value", "narrow_type", "expected"),
+    [
+        (float(np.float32(0.1)), np.float32, 0.1),
+        (float(np.float16(0.1)), np.float16, 0.1),
+        (0.30000000000000004, np.float32, 0.3),
+        (1e6, np.float16, 1e6),  # beyond float16: unchanged
+        (math.inf, np.float32, math.inf),
+        (None, np.float32, None),
+        ("inf", np.float32, "inf"),
+        (3, np.float32, 3),
+    ],
+)
+def test_narrow_float_shortest_text(value, narrow_type, expected):
+    assert narrow_float(value, narrow_type) == expected

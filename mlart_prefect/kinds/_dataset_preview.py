@@ -12,8 +12,9 @@ Layout of a preview::
 At most ``MAX_PREVIEW_COLUMNS`` data columns are shown; ``total_columns`` keeps the real count.
 Cells are converted by ``mlart_prefect.jsonsafe.to_json_value``: missing values are null,
 infinities the strings ``"inf"``/``"-inf"``, times ISO 8601 text, bytes a short summary, long
-strings cut at 200 characters. Column names are unique, so renderers that key cells by column
-name (row dicts) never drop one.
+strings cut at 200 characters. Numbers of float32 and float16 columns keep the digits of their
+type (0.1, not 0.10000000149011612). Column names are unique, so renderers that key cells by
+column name (row dicts) never drop one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlart_prefect.jsonsafe import MAX_STRING_LENGTH, to_json_value
+from mlart_prefect.jsonsafe import MAX_STRING_LENGTH, narrow_float, to_json_value
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,7 +72,7 @@ def frame_preview(
         index = index[:rows]
         for level in range(index.nlevels):
             values = index.get_level_values(level)
-            columns.append(_column_cells(values))
+            columns.append(_narrowed(_column_cells(values), values.dtype))
             dtypes.append(dtype_text(values.dtype))
     for position, dtype in enumerate(dtypes_of_columns):
         cells = None
@@ -88,7 +89,7 @@ def frame_preview(
             if head is None:
                 head = original.iloc[:rows]
             cells = _column_cells(head.iloc[:, position])
-        columns.append(cells)
+        columns.append(_narrowed(cells, dtype))
         dtypes.append(dtype_text(dtype))
 
     return _layout(
@@ -178,7 +179,10 @@ def table_preview(table: pa.Table, names: Sequence[str], rows: int) -> dict[str,
     """Build the preview of a pyarrow Table's first ``rows`` rows (a Table has no index)."""
     head = table.slice(0, rows)
     shown = min(head.num_columns, MAX_PREVIEW_COLUMNS)
-    columns = [_cells(head.column(position).to_pylist()) for position in range(shown)]
+    columns = [
+        _narrowed(_cells(head.column(position).to_pylist()), head.schema.field(position).type)
+        for position in range(shown)
+    ]
     return _layout(
         names=list(names[:shown]),
         dtypes=[str(head.schema.field(position).type) for position in range(shown)],
@@ -188,6 +192,35 @@ def table_preview(table: pa.Table, names: Sequence[str], rows: int) -> dict[str,
         total_columns=table.num_columns,
         total_rows=table.num_rows,
     )
+
+
+def _narrowed(cells: list[Any], dtype: Any) -> list[Any]:
+    """Write the cells of a float32 or float16 column with the digits its type has (0.1)."""
+    narrow_type = _narrow_float_type(dtype)
+    if narrow_type is None:
+        return cells
+    return [narrow_float(cell, narrow_type) for cell in cells]
+
+
+def _narrow_float_type(dtype: Any) -> type | None:
+    """Return np.float32 or np.float16 for a numpy, pandas or Arrow type of such floats."""
+    import numpy as np
+
+    if isinstance(dtype, np.dtype):
+        return dtype.type if dtype.kind == "f" and dtype.itemsize < 8 else None
+
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(dtype, pd.Float32Dtype):
+        return np.float32
+    if isinstance(dtype, pd.ArrowDtype):
+        dtype = dtype.pyarrow_dtype
+    if isinstance(dtype, pa.DataType) and pa.types.is_float32(dtype):
+        return np.float32
+    if isinstance(dtype, pa.DataType) and pa.types.is_float16(dtype):
+        return np.float16
+    return None
 
 
 def _cells(values: list[Any]) -> list[Any]:

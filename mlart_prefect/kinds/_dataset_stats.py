@@ -15,7 +15,8 @@ Each column entry has ``kind``, ``type`` (the Arrow type), ``count`` (values pre
   counts in ``nan_count``, not in ``count``, and is skipped everywhere else. Infinities count as
   values, so ``min``/``max``/``mean`` may be ``"inf"``/``"-inf"``; they are left out of the
   histogram and counted in ``posinf_count``/``neginf_count``. Booleans are counted as 0 and 1
-  and also get ``top``.
+  and also get ``top``. The numbers of float32 and float16 columns keep the digits of their
+  type, as numpy prints them (0.1, not 0.10000000149011612).
 - ``datetime``, ``date`` and ``timedelta`` columns: the same keys with ISO 8601 (or timedelta)
   text for values and histogram edges, and no NaN or infinity counts.
 - ``text`` (string), ``categorical`` (pandas categoricals, Arrow dictionaries) and ``other``
@@ -36,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlart_prefect.jsonsafe import to_json_value
+from mlart_prefect.jsonsafe import narrow_float, to_json_value
 from mlart_prefect.kinds._dataset_distribution import (
     BATCH_MAX_VALUES,
     Distribution,
@@ -311,7 +312,41 @@ def _add_distribution(
         if edges is None:
             edges = _readable_edges([distribution])[0]
         result["histogram"] = {"edges": edges, "counts": distribution.counts}
+    narrow_type = _narrow_float_types().get(result["type"])
+    if narrow_type is not None:
+        _narrow_numbers(result, narrow_type)
     return result
+
+
+@functools.cache
+def _narrow_float_types() -> dict[str, type]:
+    """Map the Arrow type names of float32 and float16 columns to their numpy types."""
+    import numpy as np
+
+    return {"float": np.float32, "halffloat": np.float16}
+
+
+def _narrow_numbers(result: dict[str, Any], narrow_type: type) -> None:
+    """Write the numbers of a float32 or float16 column with the digits its type has.
+
+    Histogram edges are narrowed only where they stay increasing. A range of fewer than 21
+    float32 values keeps its computed inner edges, and its outer edges are still the extremes.
+    """
+    for key in ("mean", "std", "min", *_QUANTILE_KEYS, "max"):
+        result[key] = narrow_float(result[key], narrow_type)
+    histogram = result["histogram"]
+    if histogram is None:
+        return
+    computed = histogram["edges"]
+    edges = [narrow_float(edge, narrow_type) for edge in computed]
+    if not _increasing(edges):
+        edges = [edges[0], *computed[1:-1], edges[-1]]
+    if _increasing(edges):
+        histogram["edges"] = edges
+
+
+def _increasing(values: list[float]) -> bool:
+    return all(left < right for left, right in zip(values, values[1:]))
 
 
 def _json_number(value: Any) -> Any:

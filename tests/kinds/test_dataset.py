@@ -818,6 +818,45 @@ def test_histogram_outer_edges_are_the_extremes(local_store):
             assert (edges[0], edges[-1]) == (stats["min"], stats["max"]), name
 
 
+def test_float32_numbers_keep_float32_digits(local_store):
+    values = np.linspace(0.1, 0.9, 9, dtype="float32")  # 0.1 is 0.10000000149011612 in float64
+    frame = pd.DataFrame(
+        {
+            "a": values,
+            "b": values[::-1].copy(),  # two float32 columns share the batch
+            "with_nan": np.append(values[:-1], np.nan).astype("float32"),  # single column
+            "half": values.astype("float16"),
+            "nullable": pd.array(values, dtype="Float32"),
+        },
+        index=pd.Index(values, name="ix"),
+    )
+
+    manifest = save(local_store, frame)
+
+    assert manifest.spec["preview"]["rows"][0] == [0.1, 0.1, 0.9, 0.1, 0.1, 0.1]
+    for name, median in (("a", 0.5), ("b", 0.5), ("with_nan", 0.45), ("half", 0.5), ("nullable", 0.5)):
+        stats = column_stats(manifest, name)
+        assert (stats["min"], stats["50%"]) == (0.1, median), name
+        assert len(repr(stats["mean"])) <= 10
+        assert stats["mean"] == pytest.approx(median, rel=1e-6)
+        edges = stats["histogram"]["edges"]
+        assert (edges[0], edges[-1]) == (stats["min"], stats["max"]), name
+        assert max(len(repr(edge)) for edge in edges) <= 10, edges
+    table_preview = save(local_store, pa.table({"f": values}), key="table").spec["preview"]
+    assert table_preview["rows"][0] == [0.1]
+
+
+def test_narrow_float32_range_keeps_increasing_edges(local_store):
+    values = np.float32(1.0) + np.arange(9, dtype="float32") * np.float32(1.2e-7)
+
+    stats = column_stats(save(local_store, pd.DataFrame({"tight": values})), "tight")
+
+    edges = stats["histogram"]["edges"]
+    assert (edges[0], edges[-1]) == (stats["min"], stats["max"]) == (1.0, 1.000001)
+    assert all(left < right for left, right in zip(edges, edges[1:]))
+    assert sum(stats["histogram"]["counts"]) == 9
+
+
 def test_infinities_and_all_nan_column_statistics(local_store):
     frame = pd.DataFrame(
         {
