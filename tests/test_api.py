@@ -34,3 +34,52 @@ def test_round_trip_outside_run(local_store: ArtifactStore) -> None:
 def test_body_media_type_guessed(name: str, expected: str) -> None:
     assert BodyPayload(name, data=b"x").media_type == expected
     assert BodyPayload(name, data=b"x", media_type="image/png").media_type == "image/png"
+
+
+_CONCURRENT_FIRST_SAVES = """
+import sys
+import threading
+
+import pandas as pd
+
+import mlart_prefect as mlart
+from mlart_prefect.store import ArtifactStore
+
+store = ArtifactStore(sys.argv[1], project="p")
+barrier = threading.Barrier(8)
+failures = []
+
+
+def save(number):
+    frame = pd.DataFrame({"a": [number]})
+    barrier.wait()
+    try:
+        mlart.save("shared", frame, store=store)
+    except Exception as exc:
+        failures.append(repr(exc))
+
+
+threads = [threading.Thread(target=save, args=(number,)) for number in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(failures)
+print(sorted(manifest.version for manifest in store.versions("shared")))
+"""
+
+
+def test_first_saves_from_threads_in_new_process(tmp_path) -> None:
+    """Threads that save at once in a new process all find the built-in kinds."""
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-c", _CONCURRENT_FIRST_SAVES, str(tmp_path / "store")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    failures, versions = completed.stdout.strip().splitlines()[-2:]
+    assert failures == "[]"
+    assert versions == str(list(range(1, 9)))

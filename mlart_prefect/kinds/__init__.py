@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import threading
 from typing import Any
 
 from mlart_prefect.errors import UnsupportedValueError
@@ -32,6 +33,7 @@ __all__ = [
 _HANDLERS: dict[str, KindHandler] = {}
 _TYPES: list[tuple[type | str, str]] = []
 _BUILTINS_LOADED = False
+_LOADING = threading.RLock()
 
 # Built-in kinds register by dotted type name, so pandas, pyarrow and matplotlib are imported only
 # when a value of theirs is saved. This keeps `import mlart_prefect` and the CLI fast.
@@ -56,11 +58,15 @@ def register_kind(type_: type | str, handler: KindHandler, *, first: bool = True
 
 
 def _load_builtins() -> None:
+    """Import the built-in kinds once. Other threads wait until all of them are registered."""
     global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        _BUILTINS_LOADED = True
-        for module in _BUILTIN_MODULES:
-            importlib.import_module(module)
+    if _BUILTINS_LOADED:
+        return
+    with _LOADING:
+        if not _BUILTINS_LOADED:
+            for module in _BUILTIN_MODULES:
+                importlib.import_module(module)
+            _BUILTINS_LOADED = True
 
 
 def get_handler(kind: str) -> KindHandler:
