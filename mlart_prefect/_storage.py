@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -28,6 +30,15 @@ def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+_MEMORY_CREATE = threading.Lock()
+
+
+def _is_memory(fs: Any) -> bool:
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    return isinstance(fs, MemoryFileSystem)
+
 
 def _is_local(url: str) -> bool:
     return "://" not in url or url.startswith("file://")
@@ -322,7 +333,11 @@ class StorageLocation:
         """
         path = self.full(relative)
         if not self.local:
-            self.fs.pipe_file(path, data, mode="create")
+            # fsspec's memory filesystem checks for the file and then writes it, which threads
+            # can interleave. It lives in this process, so a lock makes the create exclusive.
+            lock = _MEMORY_CREATE if _is_memory(self.fs) else contextlib.nullcontext()
+            with lock:
+                self.fs.pipe_file(path, data, mode="create")
             return
         self._ensure_root()
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -602,3 +603,43 @@ def test_store_from_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     assert manifest.ref == "team/k:1"
     assert (tmp_path / "configured" / "team" / "artifacts" / "k" / "versions" / "1.json").is_file()
     assert time.time() - manifest.created.timestamp() < 600
+
+
+def test_memory_exclusive_create_from_threads(memory_store: ArtifactStore) -> None:
+    """Threads racing to create one file on memory://: exactly one succeeds each round."""
+    location = memory_store.location
+    winners = []
+    contents = []
+
+    def race(round_: int) -> None:
+        barrier = threading.Barrier(8)
+        created = []
+
+        def create(number: int) -> None:
+            barrier.wait()
+            try:
+                location.create_exclusive(f"race/{round_}.json", str(number).encode())
+            except FileExistsError:
+                return
+            created.append(number)
+
+        threads = [threading.Thread(target=create, args=(number,)) for number in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners.append(len(created))
+        contents.append(location.read(f"race/{round_}.json") == str(created[0]).encode())
+
+    # Switching threads every microsecond lets one thread stop between another's check for
+    # the file and its write.
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for round_ in range(30):
+            race(round_)
+    finally:
+        sys.setswitchinterval(previous)
+
+    assert winners == [1] * 30
+    assert all(contents)
