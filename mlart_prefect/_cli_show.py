@@ -30,6 +30,7 @@ def print_manifest(
     manifest: Manifest,
     *,
     tags: list[str],
+    locations: dict[str, str] | None = None,
     prefect_ui_url: str | None = None,
     console: Console | None = None,
 ) -> None:
@@ -38,6 +39,8 @@ def print_manifest(
     Args:
         manifest: The version.
         tags: Tags pointing at this version.
+        locations: Where the store reads each body, by body name (default: where each body
+            was written, as the manifest records it).
         prefect_ui_url: Base URL of the Prefect UI; when set, the flow run's page is printed.
         console: Where to print (default: a rich console on stdout).
     """
@@ -60,7 +63,7 @@ def print_manifest(
             ("sha256", f"{primary.sha256} ({primary.name})" if primary else ""),
         ],
     )
-    _print_bodies(console, manifest)
+    _print_bodies(console, manifest, locations or {})
     _print_producer(console, manifest, prefect_ui_url)
     if manifest.inputs:
         print_fields(console, "Inputs", [(str(n), ref) for n, ref in enumerate(manifest.inputs, 1)])
@@ -71,7 +74,7 @@ def print_manifest(
         print_table(console, table.title, table.columns, table.rows)
 
 
-def _print_bodies(console: Console, manifest: Manifest) -> None:
+def _print_bodies(console: Console, manifest: Manifest, locations: dict[str, str]) -> None:
     from rich.markup import escape
 
     if not manifest.bodies:
@@ -82,7 +85,8 @@ def _print_bodies(console: Console, manifest: Manifest) -> None:
         details = f"{escape(body.media_type)}, {format_size(body.size)}"
         console.print(f"[cyan]{escape(body.name)}[/cyan]{role}  {details}")
         console.print(f"  sha256    {body.sha256}", highlight=False)
-        console.print(f"  location  {escape(body.uri)}", highlight=False)
+        location = locations.get(body.name, body.uri)
+        console.print(f"  location  {escape(location)}", highlight=False)
 
 
 def _print_producer(console: Console, manifest: Manifest, prefect_ui_url: str | None) -> None:

@@ -15,10 +15,11 @@ if TYPE_CHECKING:
 class VerifyingReader:
     """A read-only stream that checks size and sha256 once the whole body has been read."""
 
-    def __init__(self, raw: BinaryIO, body: BodyRef, ref: str) -> None:
+    def __init__(self, raw: BinaryIO, body: BodyRef, ref: str, where: str) -> None:
         self._raw = raw
         self._body = body
         self._ref = ref
+        self._where = where
         self._digest = hashlib.sha256()
         self._size = 0
         self._checked = False
@@ -39,7 +40,7 @@ class VerifyingReader:
             raise IntegrityError(
                 f"Body {self._body.name!r} of {self._ref} is corrupt: expected "
                 f"{self._body.size} bytes with sha256 {self._body.sha256}, read {self._size} "
-                f"bytes with sha256 {self._digest.hexdigest()} at {self._body.uri}."
+                f"bytes with sha256 {self._digest.hexdigest()} at {self._where}."
             )
 
     def readable(self) -> bool:

@@ -239,7 +239,9 @@ def show(
     from mlart_prefect._cli_show import print_manifest
     from mlart_prefect.settings import get_settings
 
-    print_manifest(manifest, tags=tags, prefect_ui_url=get_settings().prefect_ui_url)
+    locations = {body.name: store.body_uri(manifest, body.name) for body in manifest.bodies}
+    print_manifest(manifest, tags=tags, locations=locations,
+                   prefect_ui_url=get_settings().prefect_ui_url)
 
 
 def _tags_of(store: ArtifactStore, manifest: Manifest) -> list[str]:

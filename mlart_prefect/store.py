@@ -502,6 +502,15 @@ class ArtifactStore:
         path = f"{manifest.project}/{body.path}"
         return body, path
 
+    def body_uri(self, manifest: Manifest, name: str | None = None) -> str:
+        """Return where this store reads a body from (default: the primary body).
+
+        The manifest's ``BodyRef.uri`` is where the body was written. They differ once a
+        store has been copied or moved, or is opened under another URL.
+        """
+        _, path = self._body_location(manifest, name)
+        return self.location.uri(path)
+
     def read_bytes(self, manifest: Manifest, name: str | None = None) -> bytes:
         """Return a body's bytes after checking its size and sha256.
 
@@ -517,14 +526,14 @@ class ArtifactStore:
             data = self.location.read(path)
         except FileNotFoundError:
             raise IntegrityError(
-                f"Body {body.name!r} of {manifest.ref} is missing at {body.uri}."
+                f"Body {body.name!r} of {manifest.ref} is missing at {self.location.uri(path)}."
             ) from None
         digest = hashlib.sha256(data).hexdigest()
         if len(data) != body.size or digest != body.sha256:
             raise IntegrityError(
                 f"Body {body.name!r} of {manifest.ref} is corrupt: expected {body.size} bytes "
                 f"with sha256 {body.sha256}, read {len(data)} bytes with sha256 {digest} at "
-                f"{body.uri}."
+                f"{self.location.uri(path)}."
             )
         return data
 
@@ -535,13 +544,12 @@ class ArtifactStore:
             IntegrityError: The body is missing, or (at the end of the stream) corrupt.
         """
         body, path = self._body_location(manifest, name)
+        where = self.location.uri(path)
         try:
             raw = self.location.open_read(path)
         except FileNotFoundError:
-            raise IntegrityError(
-                f"Body {body.name!r} of {manifest.ref} is missing at {body.uri}."
-            ) from None
-        return VerifyingReader(raw, body, manifest.ref)  # type: ignore[return-value]
+            raise IntegrityError(f"Body {body.name!r} of {manifest.ref} is missing at {where}.") from None
+        return VerifyingReader(raw, body, manifest.ref, where)  # type: ignore[return-value]
 
     def download(self, manifest: Manifest, destination: str | os.PathLike[str], name: str | None = None,
                  *, progress: Any = None) -> Path:

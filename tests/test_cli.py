@@ -328,7 +328,7 @@ def test_show_model_lists_producer_metrics_and_inputs(
     assert f"accuracy {manifest.spec['metrics']['accuracy']:.6g}" in lines
     assert "max_iter 500" in lines
     assert f"sha256 {body.sha256}" in lines
-    assert f"location {body.uri}" in lines
+    assert f"location {store_path / PROJECT / body.path}" in lines
     assert f"{body.name} (primary) application/octet-stream, {body.size} B" in lines
 
 
@@ -797,6 +797,24 @@ def test_verify_finds_corrupt_and_missing_bodies(store_path: Path, store: Artifa
     assert as_json.exit_code == 1
     assert report["ok"] is False
     assert [entry[0] for entry in report["corrupt"]] == ["iris/iris-model:2"]
+
+
+def test_copied_store_names_its_own_bodies(store_path: Path, tmp_path: Path) -> None:
+    """show and verify name where the copy's bodies are, not where they were written."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(store_path, copy)
+    body = ArtifactStore(copy, project=PROJECT).get("iris-model:2").body()
+    (copy / PROJECT / body.path).write_bytes(b"tampered")
+
+    show_result = mlart(copy, "show", "iris-model:2")
+    verified = mlart(copy, "verify")
+
+    assert f"location {copy / PROJECT / body.path}" in normalized_lines(show_result.stdout)
+    assert verified.exit_code == 1
+    assert f"at {copy / PROJECT / body.path}." in " ".join(verified.stdout.split())
+    assert str(store_path) not in show_result.stdout + verified.stdout
 
 
 def test_verify_reports_bad_manifest(store_path: Path) -> None:
