@@ -55,3 +55,8 @@ class ManifestError(MlartError):
 
 class InvalidSettingError(MlartError, ValueError):
     """An ``MLART_*`` environment variable has an invalid value."""
+
+
+def cause_text(exc: BaseException) -> str:
+    """Return an exception's message without its final full stop, to quote inside a sentence."""
+    return str(exc).strip().rstrip(".")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlart_prefect.errors import UnsupportedValueError
+from mlart_prefect.errors import UnsupportedValueError, cause_text
 from mlart_prefect.kinds._dataset_labels import (
     index_level_names,
     json_label,
@@ -175,7 +175,7 @@ def _conversion_error(prepared: PreparedFrame, exc: Exception) -> UnsupportedVal
             where = f"column {prepared.names[position]!r} (dtype {dtype})"
             break
     return UnsupportedValueError(
-        f"Cannot convert {where} to Arrow for storage: {exc}. Convert the values to a plain "
+        f"Cannot convert {where} to Arrow for storage: {cause_text(exc)}. Convert the values to a plain "
         "type first (for example with .astype(str)), or save the value with kind='model'."
     )
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlart_prefect._storage import HASH_CHUNK, sha256_file
 from mlart_prefect._threads import HELPERS
-from mlart_prefect.errors import UnsupportedValueError
+from mlart_prefect.errors import UnsupportedValueError, cause_text
 from mlart_prefect.kinds.base import BodyPayload
 
 if TYPE_CHECKING:
@@ -223,7 +223,7 @@ def _parquet_errors() -> Iterator[None]:
         yield
     except NotImplementedError as exc:  # ArrowNotImplementedError
         raise UnsupportedValueError(
-            f"Cannot write the dataset as Parquet: {exc}. Convert the column it names to a "
+            f"Cannot write the dataset as Parquet: {cause_text(exc)}. Convert the column it names to a "
             "supported type first."
         ) from exc
 
@@ -326,7 +326,7 @@ def write_table_csv(table: pa.Table, path: Path, name: str) -> BodyPayload:
             pcsv.write_csv(table, file)
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise UnsupportedValueError(
-                f"Cannot write this table as CSV: {exc}. Store it as Parquet (the default "
+                f"Cannot write this table as CSV: {cause_text(exc)}. Store it as Parquet (the default "
                 "format) or convert nested columns to text first."
             ) from exc
     return result[0]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlart_prefect.errors import InvalidNameError, NotFoundError, UnsupportedValueError
+from mlart_prefect.errors import InvalidNameError, NotFoundError, UnsupportedValueError, cause_text
 from mlart_prefect.jsonsafe import NEGATIVE_INFINITY, POSITIVE_INFINITY
 from mlart_prefect.kinds import register_kind
 from mlart_prefect.kinds._model_extra import plan_extra_data, store_extra_data
@@ -237,8 +237,9 @@ def _encode_object(
     except (pickle.PicklingError, AttributeError, TypeError) as exc:
         raise UnsupportedValueError(
             f"Cannot serialize {type(value).__module__}.{type(value).__qualname__} with "
-            f"{serializer_name}: {exc}. Lambdas and classes defined inside functions need "
-            "serializer='cloudpickle'; or serialize the model yourself and pass body=."
+            f"{serializer_name}: {cause_text(exc)}. Lambdas and classes defined inside "
+            "functions need serializer='cloudpickle'; or serialize the model yourself and pass "
+            "body=."
         ) from exc
     if serializer.scans_for_main and not main_class and references_main_module(path):
         _warn_main_module("A class used by the model is", spec_warnings)

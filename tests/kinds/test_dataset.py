@@ -1439,8 +1439,11 @@ def test_statistics_of_every_arrow_type_are_strict_json(local_store):
 def test_parquet_write_error_raised_after_statistics(local_store):
     table = pa.table({"a": [1, 2], "empty": pa.array([{}, {}], pa.struct([]))})
 
-    with pytest.raises(UnsupportedValueError, match="Cannot write the dataset as Parquet.*'empty'"):
+    expected = "Cannot write the dataset as Parquet.*'empty'"
+    with pytest.raises(UnsupportedValueError, match=expected) as raised:
         api.save("empty-struct", table, store=local_store)
+
+    assert ".." not in str(raised.value)  # pyarrow's message ends with a full stop of its own
 
     assert stored_files(local_store) == []
     with pytest.raises(NotFoundError):
