@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlart_prefect._cli_show import flow_run_url
@@ -55,6 +55,8 @@ class VersionPage:
     flow_run_url: str | None
     image: BodyRef | None = None
     dataset: DatasetView | None = None
+    locations: dict[str, str] = field(default_factory=dict)
+    """Where the store reads each body, by body name."""
 
 
 def _links(nodes: list[LineageNode]) -> list[VersionLink]:
@@ -108,4 +110,5 @@ def version_page(
         flow_run_url=flow_run_url(prefect_ui_url, manifest.producer.flow_run_id),
         image=_image_body(manifest),
         dataset=dataset_view(manifest) if manifest.kind == "dataset" else None,
+        locations={body.name: store.body_uri(manifest, body.name) for body in manifest.bodies},
     )

@@ -297,7 +297,7 @@ def test_version_page_versions_and_downloads(client: TestClient, store: Artifact
     assert '<a href="/artifacts/iris/iris-scatter/2">version 2</a>' in html
     for body in manifest.bodies:
         assert f'href="/artifacts/iris/iris-scatter/1/bodies/{body.name}?download=1"' in html
-        assert body.sha256 in html
+        assert f'title="{store.body_uri(manifest, body.name)}">{body.sha256}' in html
     assert (
         '<img id="plot-image" src="/artifacts/iris/iris-scatter/1/bodies/iris-scatter.png"' in html
     )
