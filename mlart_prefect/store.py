@@ -548,7 +548,9 @@ class ArtifactStore:
         try:
             raw = self.location.open_read(path)
         except FileNotFoundError:
-            raise IntegrityError(f"Body {body.name!r} of {manifest.ref} is missing at {where}.") from None
+            raise IntegrityError(
+                f"Body {body.name!r} of {manifest.ref} is missing at {where}."
+            ) from None
         return VerifyingReader(raw, body, manifest.ref, where)  # type: ignore[return-value]
 
     def download(self, manifest: Manifest, destination: str | os.PathLike[str], name: str | None = None,

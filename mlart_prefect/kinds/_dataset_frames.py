@@ -175,8 +175,9 @@ def _conversion_error(prepared: PreparedFrame, exc: Exception) -> UnsupportedVal
             where = f"column {prepared.names[position]!r} (dtype {dtype})"
             break
     return UnsupportedValueError(
-        f"Cannot convert {where} to Arrow for storage: {cause_text(exc)}. Convert the values to a plain "
-        "type first (for example with .astype(str)), or save the value with kind='model'."
+        f"Cannot convert {where} to Arrow for storage: {cause_text(exc)}. Convert the values "
+        "to a plain type first (for example with .astype(str)), or save the value with "
+        "kind='model'."
     )
 
 

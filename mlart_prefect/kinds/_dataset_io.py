@@ -123,7 +123,9 @@ def parquet_encoder(table: pa.Table) -> Callable[[], pa.Buffer]:
 
     sink = pa.BufferOutputStream()
     with _parquet_errors():
-        writer = pq.ParquetWriter(sink, table.schema, use_dictionary=dictionary_columns(table.schema))
+        writer = pq.ParquetWriter(
+            sink, table.schema, use_dictionary=dictionary_columns(table.schema)
+        )
 
     def encode() -> pa.Buffer:
         with _parquet_errors(), writer:
@@ -218,13 +220,13 @@ def _write_parquet_checked(table: pa.Table, path: Path) -> None:
 
 @contextmanager
 def _parquet_errors() -> Iterator[None]:
-    """Raise what pyarrow cannot write as Parquet (an empty struct, say) as UnsupportedValueError."""
+    """Raise pyarrow's rejection of a column (an empty struct, say) as UnsupportedValueError."""
     try:
         yield
     except NotImplementedError as exc:  # ArrowNotImplementedError
         raise UnsupportedValueError(
-            f"Cannot write the dataset as Parquet: {cause_text(exc)}. Convert the column it names to a "
-            "supported type first."
+            f"Cannot write the dataset as Parquet: {cause_text(exc)}. Convert the column it "
+            "names to a supported type first."
         ) from exc
 
 
@@ -326,8 +328,8 @@ def write_table_csv(table: pa.Table, path: Path, name: str) -> BodyPayload:
             pcsv.write_csv(table, file)
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise UnsupportedValueError(
-                f"Cannot write this table as CSV: {cause_text(exc)}. Store it as Parquet (the default "
-                "format) or convert nested columns to text first."
+                f"Cannot write this table as CSV: {cause_text(exc)}. Store it as Parquet (the "
+                "default format) or convert nested columns to text first."
             ) from exc
     return result[0]
 

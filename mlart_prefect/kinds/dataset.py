@@ -55,8 +55,8 @@ from mlart_prefect.kinds._dataset_io import (
     read_table_csv,
     schema_from_text,
     schema_text,
-    write_parquet,
     write_buffer,
+    write_parquet,
     write_parquet_beside,
     write_table_csv,
 )
@@ -339,7 +339,9 @@ def _write_parquet_with_stats(
     if num_rows * len(columns) >= LARGE_FRAME_CELLS:
         if not wanted:
             return write_parquet(table, path, name), None
-        return write_parquet_beside(table, path, name, lambda: compute_statistics(columns, num_rows))
+        return write_parquet_beside(
+            table, path, name, lambda: compute_statistics(columns, num_rows)
+        )
     encode = parquet_encoder(table)
     if not wanted:
         return write_buffer(encode(), path, name, PARQUET_MEDIA_TYPE), None

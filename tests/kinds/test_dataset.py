@@ -834,7 +834,8 @@ def test_float32_numbers_keep_float32_digits(local_store):
     manifest = save(local_store, frame)
 
     assert manifest.spec["preview"]["rows"][0] == [0.1, 0.1, 0.9, 0.1, 0.1, 0.1]
-    for name, median in (("a", 0.5), ("b", 0.5), ("with_nan", 0.45), ("half", 0.5), ("nullable", 0.5)):
+    medians = {"a": 0.5, "b": 0.5, "with_nan": 0.45, "half": 0.5, "nullable": 0.5}
+    for name, median in medians.items():
         stats = column_stats(manifest, name)
         assert (stats["min"], stats["50%"]) == (0.1, median), name
         assert len(repr(stats["mean"])) <= 10
