@@ -312,8 +312,9 @@ def _scan_produced(store: ArtifactStore, project: str, flow_ctx: Any) -> tuple[d
 def parts_of(manifest: Manifest) -> list[str]:
     """Return the versions saved as parts of ``manifest``.
 
-    These are a model's extra data saved as versions of their own. Lineage lists them under the
-    model, not among the outputs its task passes on to later tasks.
+    These are a model's extra data saved as versions of their own. They are not among the
+    outputs its task passes on: a task that receives the model lists the model as its input,
+    not these parts.
     """
     extra = manifest.spec.get("extra_data") if manifest.kind == "model" else None
     if not isinstance(extra, dict):

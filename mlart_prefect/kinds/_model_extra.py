@@ -90,6 +90,18 @@ def _plan_extra_item(name: Any, value: Any, ctx: EncodeContext) -> ExtraItem:
     return ExtraItem(name, value=value)
 
 
+def referenced_versions(items: list[ExtraItem]) -> list[str]:
+    """Return the versions that extra_data names by reference: inputs of the model.
+
+    Values saved as versions of their own are parts of the model instead (see
+    ``mlart_prefect.lineage.parts_of``), so they are not listed.
+    """
+    return [
+        item.entry["ref"] for item in items
+        if item.entry is not None and item.entry.get("type") == "artifact"
+    ]
+
+
 def store_extra_data(
     items: list[ExtraItem], ctx: EncodeContext
 ) -> tuple[list[BodyPayload], dict[str, dict[str, Any]]]:

@@ -17,7 +17,11 @@ from typing import TYPE_CHECKING, Any
 from mlart_prefect.errors import InvalidNameError, NotFoundError, UnsupportedValueError, cause_text
 from mlart_prefect.jsonsafe import NEGATIVE_INFINITY, POSITIVE_INFINITY
 from mlart_prefect.kinds import register_kind
-from mlart_prefect.kinds._model_extra import plan_extra_data, store_extra_data
+from mlart_prefect.kinds._model_extra import (
+    plan_extra_data,
+    referenced_versions,
+    store_extra_data,
+)
 from mlart_prefect.kinds._serializers import (
     describe_model,
     get_serializer,
@@ -124,6 +128,8 @@ class ModelHandler(KindHandler):
         clean_parameters = _clean_mapping(parameters, "parameter", spec_warnings)
         model_name = _model_file_name(value, body, serializer, model_file)
         extra_items = plan_extra_data(extra_data, ctx, model_name)
+        # Read before the extra values are saved, which gives those items references too.
+        references = referenced_versions(extra_items)
 
         if body is not None:
             payload, spec = _encode_body(body, serializer, model_name, ctx.workdir)
@@ -145,6 +151,7 @@ class ModelHandler(KindHandler):
             spec=spec,
             primary=payload.name,
             warnings=spec_warnings,
+            inputs=references,
         )
 
     def decode(self, manifest: Manifest, reader: BodyReader) -> Any:

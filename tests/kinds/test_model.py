@@ -442,6 +442,8 @@ def test_extra_data_references(local_store: ArtifactStore, forest):
     assert extra["cross"]["ref"] == "elsewhere/other:1"
     pd.testing.assert_frame_equal(load_extra_data(manifest, "pinned", store=local_store), frame)
     assert list(load_extra_data(manifest, "cross", store=local_store).columns) == ["c"]
+    # The versions named by reference are what the model was made from.
+    assert manifest.inputs == ["elsewhere/other:1", "test/data:1", "test/data:2"]
 
 
 def test_extra_data_values_saved_as_artifacts(local_store: ArtifactStore, forest):
@@ -456,6 +458,7 @@ def test_extra_data_values_saved_as_artifacts(local_store: ArtifactStore, forest
 
     assert extra["confusion"] == {"type": "artifact", "ref": "test/forest-confusion:1"}
     assert extra["counts"] == {"type": "artifact", "ref": "test/forest-counts:1"}
+    assert manifest.inputs == []  # parts of the model, not what it was made from
     assert local_store.get("forest-confusion").kind == "plot"
     image = load_extra_data(manifest, "confusion", store=local_store)
     assert isinstance(image, PlotImage)
