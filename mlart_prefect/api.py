@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from mlart_prefect.errors import UnsupportedValueError
 from mlart_prefect.kinds import EncodeContext, check_options, get_handler, handler_for_value
 from mlart_prefect.manifest import Manifest, Producer, Reference
 from mlart_prefect.store import ArtifactStore
@@ -84,7 +85,15 @@ def save(
         ```
     """
     from mlart_prefect import lineage
+    from mlart_prefect.wrappers import ArtifactValue
 
+    if isinstance(value, ArtifactValue):
+        wrapper = type(value).__name__
+        raise UnsupportedValueError(
+            f"save() stores plain values, not a {wrapper} wrapper: pass its value and options, "
+            f"e.g. save(key, model, kind='model', metrics={{...}}). {wrapper}(...) is for values "
+            "returned by an artifact_task and for RunContext.log_artifact."
+        )
     store = store or get_store()
     project = store.project if project is None else project
     handler = get_handler(kind) if kind else handler_for_value(value)

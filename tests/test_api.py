@@ -83,3 +83,13 @@ def test_first_saves_from_threads_in_new_process(tmp_path) -> None:
     failures, versions = completed.stdout.strip().splitlines()[-2:]
     assert failures == "[]"
     assert versions == str(list(range(1, 9)))
+
+
+@pytest.mark.parametrize("wrapper", ["Model", "Dataset", "Plot"])
+def test_wrapper_passed_to_save_rejected(local_store: ArtifactStore, wrapper: str) -> None:
+    value = getattr(mlart, wrapper)(pd.DataFrame({"a": [1]}))
+
+    with pytest.raises(UnsupportedValueError, match=f"not a {wrapper} wrapper.*kind='model'"):
+        mlart.save("wrapped", value, store=local_store, kind="model")
+
+    assert local_store.keys() == []

@@ -125,7 +125,7 @@ def _mixed_types_error(where: str, examples: dict[type, Any]) -> UnsupportedValu
         for type_, value in sorted(examples.items(), key=lambda item: type_name(item[0]))
     )
     return UnsupportedValueError(
-        f"Cannot store {where}: it mixes Python types {found}, and a Dataset column must hold "
+        f"Cannot store {where}: it mixes Python types {found}. A dataset column must hold "
         "values of one type. Convert it first, for example with .astype(str) to keep text, or "
         "pd.to_numeric(..., errors='coerce') / pd.to_datetime(..., errors='coerce') to turn "
         "the odd values into missing ones."
