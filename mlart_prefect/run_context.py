@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -295,6 +296,7 @@ class RunContext:
         if not key:
             raise InvalidNameError("Missing artifact key: give a key, e.g. PlotArtifact('roc', body=fig).")
         store = self.store
+        started = datetime.now(timezone.utc)
         manifest = api.save(
             key, value, kind=kind, project=project or self.project,
             labels={**self.labels, **(labels or {})} or None, description=description,
@@ -303,7 +305,14 @@ class RunContext:
         )
         if tag and tag != "latest":
             store.tag(manifest.ref, tag)
-        lineage.run_logger().info("Logged %s (%s)", manifest.ref, manifest.kind)
+        if manifest.created < started:
+            # The store returned the key's latest version, whose content is the same.
+            lineage.run_logger().info(
+                "Reused %s (%s): the value is unchanged since that version",
+                manifest.ref, manifest.kind,
+            )
+        else:
+            lineage.run_logger().info("Logged %s (%s)", manifest.ref, manifest.kind)
         return manifest
 
     # -- reading ---------------------------------------------------------------------------

@@ -778,6 +778,22 @@ def test_run_context_reads_mlrun_style(local_store: ArtifactStore) -> None:
     assert ctx.get_artifact("test/table:1").version == 1
 
 
+def test_run_context_says_when_it_reused_a_version(
+    local_store: ArtifactStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctx = get_run_context(store=local_store)
+
+    with caplog.at_level(logging.INFO, logger="mlart_prefect.lineage"):
+        ctx.log_dataset("table", small_frame(3, rows=3))
+        first_log = caplog.text
+        caplog.clear()
+        ctx.log_dataset("table", small_frame(3, rows=3))
+
+    assert "Logged test/table:1 (dataset)" in first_log
+    assert "Reused test/table:1 (dataset): the value is unchanged" in caplog.text
+    assert "Logged" not in caplog.text
+
+
 def test_producer_parameters_are_summarised(run_store: ArtifactStore) -> None:
     import numpy as np
     from prefect import flow
