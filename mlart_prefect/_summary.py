@@ -70,8 +70,13 @@ def _plot_summary(spec: dict[str, Any]) -> KindSummary:
         ("Size", size),
         ("Formats", ", ".join(spec.get("formats") or [])),
         ("Axes", format_value(spec["axes"]) if "axes" in spec else ""),
+        ("Warnings", _warnings_text(spec)),
     ]
     return KindSummary(facts=facts)
+
+
+def _warnings_text(spec: dict[str, Any]) -> str:
+    return "; ".join(str(warning) for warning in spec.get("warnings") or [])
 
 
 def _with_version(name: Any, version: Any) -> str:
@@ -88,6 +93,7 @@ def _model_summary(spec: dict[str, Any]) -> KindSummary:
         ("Model file", spec.get("model_file") or ""),
         ("Serializer", _with_version(spec.get("serializer"), spec.get("serializer_version"))),
         ("Python", spec.get("python_version") or ""),
+        ("Warnings", _warnings_text(spec)),
     ]
     tables = []
     metrics = spec.get("metrics") or {}
@@ -119,7 +125,7 @@ def _dataset_summary(spec: dict[str, Any]) -> KindSummary:
         ("Rows", format_value(spec["num_rows"]) if "num_rows" in spec else ""),
         ("Columns", format_value(spec["num_columns"]) if "num_columns" in spec else ""),
         ("Statistics", f"skipped: {spec['stats_skipped']}" if spec.get("stats_skipped") else ""),
-        ("Warnings", "; ".join(str(w) for w in spec.get("warnings") or [])),
+        ("Warnings", _warnings_text(spec)),
     ]
     tables = []
     schema = [entry for entry in spec.get("schema") or [] if isinstance(entry, dict)]

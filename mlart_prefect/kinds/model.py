@@ -146,6 +146,7 @@ class ModelHandler(KindHandler):
         # Extra values of other kinds become versions of their own, so they are saved last,
         # once every other input has been checked.
         extra_bodies, spec["extra_data"] = store_extra_data(extra_items, ctx)
+        spec["warnings"] = spec_warnings
         return Encoded(
             bodies=[payload, *extra_bodies],
             spec=spec,

@@ -181,6 +181,7 @@ class PlotHandler(KindHandler):
             "files": files,
             "title": title,
             "axes": len(figure.axes),
+            "warnings": warnings,
         }
 
         if close and _close_if_pyplot(figure):

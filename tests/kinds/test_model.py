@@ -272,6 +272,7 @@ def test_non_finite_metrics_stored_as_strings(local_store: ArtifactStore, tmp_pa
     assert encoded.spec["metrics"] == {"loss": "nan", "ratio": "inf", "floor": "-inf", "ok": 0.5}
     assert len(encoded.warnings) == 3
     assert "metric 'loss'" in encoded.warnings[0]
+    assert manifest.spec["warnings"] == encoded.warnings
     assert stored == encoded.spec["metrics"]
     assert float(stored["ratio"]) == float("inf")
     assert strict_json(stored) == stored

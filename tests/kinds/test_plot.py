@@ -262,6 +262,8 @@ def test_empty_figure_stored_with_warning(local_store: ArtifactStore, tmp_path: 
     assert "is empty" in encoded_no_axes.warnings[0]
     assert len(encoded_blank.warnings) == 1
     assert manifest.spec["axes"] == 0
+    assert len(manifest.spec["warnings"]) == 1  # kept with the version, for show and the web view
+    assert "is empty" in manifest.spec["warnings"][0]
     assert local_store.read_bytes(manifest, "empty.png").startswith(PNG_SIGNATURE)
     assert "is empty" in caplog.text
 
