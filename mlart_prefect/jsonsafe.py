@@ -151,8 +151,8 @@ def narrow_float(value: Any, narrow_type: type) -> Any:
     """Return a float as the shortest decimal that reads back as the same ``narrow_type`` value.
 
     ``narrow_type`` is ``np.float32`` or ``np.float16``. A value from a float32 column then
-    reads 0.1 instead of 0.10000000149011612, as numpy prints it. Values that are
-    not finite floats, or that ``narrow_type`` cannot hold, are returned unchanged.
+    reads 0.1 instead of 0.10000000149011612, as numpy prints it. Values that are not finite
+    floats, or that ``narrow_type`` cannot hold, are returned unchanged.
     """
     if type(value) is not float or not abs(value) <= _largest(narrow_type):
         return value
