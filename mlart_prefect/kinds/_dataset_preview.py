@@ -179,13 +179,15 @@ def table_preview(table: pa.Table, names: Sequence[str], rows: int) -> dict[str,
     """Build the preview of a pyarrow Table's first ``rows`` rows (a Table has no index)."""
     head = table.slice(0, rows)
     shown = min(head.num_columns, MAX_PREVIEW_COLUMNS)
+    # table.schema builds new objects on every access: read the types once.
+    types = head.schema.types[:shown]
     columns = [
-        _narrowed(_cells(head.column(position).to_pylist()), head.schema.field(position).type)
+        _narrowed(_cells(head.column(position).to_pylist()), types[position])
         for position in range(shown)
     ]
     return _layout(
         names=list(names[:shown]),
-        dtypes=[str(head.schema.field(position).type) for position in range(shown)],
+        dtypes=[str(type_) for type_ in types],
         columns=columns,
         num_rows=head.num_rows,
         index_columns=0,
