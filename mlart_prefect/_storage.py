@@ -31,7 +31,9 @@ def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
             size += len(chunk)
     return digest.hexdigest(), size
 
+
 _MEMORY_CREATE = threading.Lock()
+"""Serializes exclusive creates on fsspec's memory filesystem (see ``create_exclusive``)."""
 
 
 def _is_memory(fs: Any) -> bool:

@@ -69,7 +69,7 @@ print(sorted(manifest.version for manifest in store.versions("shared")))
 """
 
 
-def test_first_saves_from_threads_in_new_process(tmp_path) -> None:
+def test_concurrent_first_saves_find_kinds(tmp_path) -> None:
     """Threads that save at once in a new process all find the built-in kinds."""
     import subprocess
     import sys

@@ -778,7 +778,7 @@ def test_run_context_reads_mlrun_style(local_store: ArtifactStore) -> None:
     assert ctx.get_artifact("test/table:1").version == 1
 
 
-def test_run_context_says_when_it_reused_a_version(
+def test_run_context_logs_reuse(
     local_store: ArtifactStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     ctx = get_run_context(store=local_store)

@@ -366,8 +366,9 @@ def _readable_edges(distributions: Sequence[Distribution]) -> list[list[float]]:
 
     Each histogram's inner edges keep ``EDGE_DIGITS`` significant digits of its largest edge,
     which drops the noise of computed edges: 0.8500000000000001 becomes 0.85 and an edge of
-    1e-17 between -1 and 1 becomes 0.0. The first and last edges are kept exact. Every row is rounded by the same arithmetic whether it comes
-    alone or in a batch, so a batch of columns and a single column get the same numbers.
+    1e-17 between -1 and 1 becomes 0.0. The first and last edges are kept exact. Every row is
+    rounded by the same arithmetic whether it comes alone or in a batch, so a batch of columns
+    and a single column get the same numbers.
     """
     import numpy as np
 

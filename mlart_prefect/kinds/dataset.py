@@ -219,11 +219,12 @@ def _release_arrow_memory() -> None:
     """Ask pyarrow's default memory pool to return its unused memory to the system.
 
     The pool (mimalloc in pyarrow's wheels) keeps pages from earlier allocations, and after
-    many small writes it serves a large one partly from new pages. After 200 saves of a
-    1,000-row frame, the save of a 1,000,000-row frame raised the process's peak by 95 to 104
-    MiB without this call and by 62 to 70 MiB with it, about as much as after a single small
-    save (three runs each). Plain ``pq.write_table`` shows it too: after 200 writes of the small
-    frame, a large write raised the peak by 64 MiB instead of 32. The call took 0.17 ms.
+    many small writes it serves a large one partly from new pages. Measured after 200 saves of
+    a 1,000-row frame (three runs each), the save of a 1,000,000-row frame raised the process's
+    peak by 95 to 104 MiB without this call and by 62 to 70 MiB with it. That is about as much
+    as after a single small save. Plain ``pq.write_table`` shows it too: after 200 writes of
+    the small frame, a large write raised the peak by 64 MiB instead of 32. The call took
+    0.17 ms.
     """
     pa.default_memory_pool().release_unused()
 
@@ -295,14 +296,14 @@ def _write_csv_with_stats(
     write: Callable[[], BodyPayload],
     columns: list[tuple[str, pa.ChunkedArray]],
     num_rows: int,
-    wanted: bool,
+    stats_enabled: bool,
 ) -> tuple[BodyPayload, dict[str, Any] | None]:
     """Write a CSV body and compute statistics, beside each other for large frames.
 
     Writing CSV is Python work, like most of the statistics of small frames, so below
     ``LARGE_FRAME_CELLS`` one follows the other.
     """
-    if not wanted:
+    if not stats_enabled:
         return write(), None
     if num_rows * len(columns) < LARGE_FRAME_CELLS:
         return write(), compute_statistics(columns, num_rows)
@@ -323,7 +324,7 @@ def _write_parquet_with_stats(
     path: Path,
     name: str,
     columns: list[tuple[str, pa.ChunkedArray]],
-    wanted: bool,
+    stats_enabled: bool,
 ) -> tuple[BodyPayload, dict[str, Any] | None]:
     """Write a Parquet body and compute statistics, the native encoding beside the statistics.
 
@@ -337,13 +338,13 @@ def _write_parquet_with_stats(
     """
     num_rows = table.num_rows
     if num_rows * len(columns) >= LARGE_FRAME_CELLS:
-        if not wanted:
+        if not stats_enabled:
             return write_parquet(table, path, name), None
         return write_parquet_beside(
             table, path, name, lambda: compute_statistics(columns, num_rows)
         )
     encode = parquet_encoder(table)
-    if not wanted:
+    if not stats_enabled:
         return write_buffer(encode(), path, name, PARQUET_MEDIA_TYPE), None
     encoded: list[pa.Buffer] = []
     wait = HELPERS.start(lambda: encoded.append(encode()))
@@ -376,17 +377,18 @@ def _encode_frame(
         warnings.extend(csv_warnings)
 
     num_rows, num_columns = frame.shape
-    wanted, skipped = _wants_stats(options, num_rows, num_columns)
+    stats_enabled, skipped = _wants_stats(options, num_rows, num_columns)
     columns = [(name, table.column(i)) for i, name in enumerate(prepared.names)]
     path = ctx.workdir / options.body_name
     logger.debug("Writing dataset %s/%s as %s to %s", ctx.project, ctx.key, options.format, path)
     if options.format == "csv":
         body, statistics = _write_csv_with_stats(
-            lambda: write_frame_csv(prepared, path, options.body_name), columns, num_rows, wanted,
+            lambda: write_frame_csv(prepared, path, options.body_name), columns, num_rows,
+            stats_enabled,
         )
     else:
         body, statistics = _write_parquet_with_stats(
-            table, path, options.body_name, columns, wanted
+            table, path, options.body_name, columns, stats_enabled
         )
 
     spec = _base_spec(python_type, options, body, num_rows, num_columns)
@@ -409,17 +411,17 @@ def _frame_preview(
 
 def _encode_table(table: pa.Table, ctx: EncodeContext, options: DatasetOptions) -> Encoded:
     names = unique_names(table.column_names)
-    wanted, skipped = _wants_stats(options, table.num_rows, table.num_columns)
+    stats_enabled, skipped = _wants_stats(options, table.num_rows, table.num_columns)
     columns = [(name, table.column(i)) for i, name in enumerate(names)]
     path = ctx.workdir / options.body_name
     if options.format == "csv":
         body, statistics = _write_csv_with_stats(
             lambda: write_table_csv(table, path, options.body_name), columns, table.num_rows,
-            wanted,
+            stats_enabled,
         )
     else:
         body, statistics = _write_parquet_with_stats(
-            table, path, options.body_name, columns, wanted
+            table, path, options.body_name, columns, stats_enabled
         )
 
     spec = _base_spec(_TABLE, options, body, table.num_rows, table.num_columns)

@@ -56,7 +56,7 @@ class VersionPage:
     image: BodyRef | None = None
     dataset: DatasetView | None = None
     locations: dict[str, str] = field(default_factory=dict)
-    """Where the store reads each body, by body name."""
+    """The location each body is read from in this store, by body name."""
 
 
 def _links(nodes: list[LineageNode]) -> list[VersionLink]:
